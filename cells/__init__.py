@@ -1,0 +1,1 @@
+"""seqcast cells package."""

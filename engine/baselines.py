@@ -1,0 +1,72 @@
+"""Statistical baselines every model must beat, as in the course's week 1.
+
+Each forecast function returns the forecasts for the validation part `series[split:]`:
+`forecast[i]` predicts `series[split + i]` using only values before it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.errors import InputError
+from engine.metrics import mae, mse
+
+DEFAULT_MOVING_AVERAGE = 30
+
+
+def naive_forecast(series: np.ndarray, split: int) -> np.ndarray:
+    """The last observed value."""
+    return np.asarray(series[split - 1 : -1])
+
+
+def moving_average_forecast(series: np.ndarray, split: int, window: int) -> np.ndarray:
+    """The mean of the `window` values before each point."""
+    if not 1 <= window <= split:
+        raise InputError(f"moving-average window {window} needs 1..{split} training points")
+    cumulative = np.concatenate([[0.0], np.cumsum(np.asarray(series, dtype="float64"))])
+    ends = np.arange(split, len(series))
+    return (cumulative[ends] - cumulative[ends - window]) / window
+
+
+def seasonal_naive_forecast(series: np.ndarray, split: int, period: int) -> np.ndarray:
+    """The value one period earlier."""
+    return np.asarray(series[split - period : len(series) - period])
+
+
+def seasonal_difference_forecast(
+    series: np.ndarray, split: int, period: int, window: int = 50, smoothing: int = 10
+) -> np.ndarray:
+    """The course's best statistical forecast: a moving average of the year-over-year
+    differences, added to a centred moving average of last year's values."""
+    series = np.asarray(series, dtype="float64")
+    targets = np.arange(split, len(series))
+    difference = series[period:] - series[:-period]  # difference[j] = s[j+period] - s[j]
+    diff_index = targets - period
+    trend = np.array([difference[j - window : j].mean() for j in diff_index])
+    half = smoothing // 2
+    past = np.array([series[t - period - half : t - period + half].mean() for t in targets])
+    return trend + past
+
+
+def compute_baselines(
+    series: np.ndarray, split: int, period: int | None = None, window: int = DEFAULT_MOVING_AVERAGE
+) -> dict:
+    """All baselines that apply, as `{"naive": {"mae", "mse"}, "moving_average": {...}, ...}`."""
+    truth = np.asarray(series[split:])
+
+    def scored(forecast: np.ndarray, **extra) -> dict:
+        return {**extra, "mae": mae(truth, forecast), "mse": mse(truth, forecast)}
+
+    results = {
+        "naive": scored(naive_forecast(series, split)),
+        "moving_average": scored(moving_average_forecast(series, split, window), window=window),
+    }
+    if period is not None and split >= period:
+        results["seasonal_naive"] = scored(
+            seasonal_naive_forecast(series, split, period), period=period
+        )
+        if split >= period + 50:
+            results["seasonal_difference"] = scored(
+                seasonal_difference_forecast(series, split, period), period=period, window=50
+            )
+    return results

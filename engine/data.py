@@ -1,0 +1,259 @@
+"""Series sources (the course series, CSV files), splits, scaling and windowed datasets.
+
+Shapes: a series is a 1-D float array `[time]`; `windowed_dataset` yields
+`(window [batch, window_size], next_value [batch])` pairs.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import InputError
+
+# The course's synthetic series ("Sequences, Time Series and Prediction", weeks 1-4).
+COURSE_LENGTH = 4 * 365 + 1
+COURSE_SPLIT = 1000
+COURSE_PERIOD = 365
+
+
+def seasonal_pattern(season_time: np.ndarray) -> np.ndarray:
+    """An arbitrary pattern over one period; `season_time` is in [0, 1)."""
+    return np.where(season_time < 0.4, np.cos(season_time * 2 * np.pi), 1 / np.exp(3 * season_time))
+
+
+def course_series(
+    length: int = COURSE_LENGTH,
+    baseline: float = 10.0,
+    slope: float = 0.05,
+    period: int = COURSE_PERIOD,
+    amplitude: float = 40.0,
+    noise_level: float = 5.0,
+    seed: int = 42,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trend + seasonality + noise, exactly as the course builds it.
+
+    Returns `(time [length] float32, series [length] float64)`. The course computes time
+    in float32 and the noise in float64; keeping both reproduces its published figures.
+    """
+    time = np.arange(length, dtype="float32")
+    season_time = ((time + 0) % period) / period
+    series = baseline + slope * time + amplitude * seasonal_pattern(season_time)
+    series = series + np.random.RandomState(seed).randn(length) * noise_level
+    return time, series
+
+
+@dataclass(frozen=True)
+class Series:
+    """A loaded series and where it came from (for metadata and messages)."""
+
+    values: np.ndarray  # [time] float64
+    description: str
+    period: int | None = None  # known seasonal period, if any
+
+
+def load_series(
+    data: str = "synthetic",
+    column: str | None = None,
+    date_column: str | None = None,
+    header: bool | None = None,
+) -> Series:
+    """`data` is `synthetic` (the course series) or a CSV path."""
+    if data == "synthetic":
+        _, values = course_series()
+        return Series(values, "synthetic course series (length 1461, seed 42)", COURSE_PERIOD)
+    values = load_csv(data, column=column, date_column=date_column, header=header)
+    return Series(values, f"csv {Path(data).name} column {column if column is not None else 0}")
+
+
+def _looks_numeric(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_index(text: str) -> bool:
+    return text.strip().lstrip("-").isdigit()
+
+
+def _column_index(name_or_index: str, names: list[str] | None, path: str) -> int:
+    if names is not None and name_or_index in names:
+        return names.index(name_or_index)
+    if _is_index(name_or_index):
+        return int(name_or_index)
+    available = ", ".join(names) if names else "no header"
+    raise InputError(f"{path}: no column {name_or_index!r} (columns: {available})")
+
+
+def load_csv(
+    path: str,
+    column: str | None = None,
+    date_column: str | None = None,
+    header: bool | None = None,
+) -> np.ndarray:
+    """Read one numeric column of a CSV file as a float64 series.
+
+    `column` is a header name or a 0-based index (default: the last column, so that a
+    `date,value` file works without flags). `header=None` detects a header row (a first
+    row with a non-numeric cell in the value column). With `date_column`, rows are sorted
+    by that column (ISO dates sort as text); otherwise file order is kept and any date
+    column is ignored. Any missing, non-numeric or non-finite value is an `InputError`
+    naming the row (1-based line number in the file).
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle)]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"{path}: not a readable CSV file ({error})") from None
+    numbered = [
+        (line, row) for line, row in enumerate(rows, start=1) if any(c.strip() for c in row)
+    ]
+    if not numbered:
+        raise InputError(f"{path}: the file is empty")
+
+    first = numbered[0][1]
+    if header is None:
+        if column is not None and not _is_index(column):
+            header = True  # a column name needs a header row
+        else:
+            probe = len(first) - 1 if column is None else int(column)
+            header = not (-len(first) <= probe < len(first) and _looks_numeric(first[probe]))
+    names = [c.strip() for c in first] if header else None
+    body = numbered[1:] if header else numbered
+    width = len(first)
+
+    value_index = width - 1 if column is None else _column_index(column, names, path)
+    if not -width <= value_index < width:
+        raise InputError(f"{path}: no column {column!r} (the file has {width} columns)")
+    date_index = None if date_column is None else _column_index(date_column, names, path)
+
+    values, dates = [], []
+    for line, row in body:
+        if value_index >= len(row) or value_index < -len(row):
+            raise InputError(f"{path}: row {line}: missing value in column {column or value_index}")
+        cell = row[value_index].strip()
+        if cell == "":
+            raise InputError(f"{path}: row {line}: missing value")
+        try:
+            value = float(cell)
+        except ValueError:
+            raise InputError(f"{path}: row {line}: {cell!r} is not a number") from None
+        if not math.isfinite(value):
+            raise InputError(f"{path}: row {line}: {cell!r} is not a finite number")
+        values.append(value)
+        if date_index is not None:
+            dates.append(row[date_index].strip() if date_index < len(row) else "")
+    if not values:
+        raise InputError(f"{path}: no data rows")
+    series = np.asarray(values, dtype="float64")
+    if date_index is not None:
+        series = series[np.argsort(np.asarray(dates), kind="stable")]
+    return series
+
+
+def split_index(length: int, split: float | int | str | None) -> int:
+    """Resolve `--split`: an index (`1000`), a fraction (`0.7`), or None for the default.
+
+    The default is the course's 1000 for a series of the course's length, else 0.7.
+    """
+    if split is None:
+        return COURSE_SPLIT if length == COURSE_LENGTH else int(round(length * 0.7))
+    if isinstance(split, str):
+        try:
+            split = int(split) if _is_index(split) else float(split)
+        except ValueError:
+            raise InputError(f"--split must be an index or a fraction, not {split!r}") from None
+    if isinstance(split, float):
+        if not 0.0 < split < 1.0:
+            raise InputError(f"--split fraction must be between 0 and 1, not {split}")
+        index = int(round(length * split))
+    else:
+        index = int(split)
+    if not 0 < index < length:
+        raise InputError(
+            f"--split {split} leaves no training or no validation data ({length} points)"
+        )
+    return index
+
+
+def split_series(
+    series: np.ndarray, split: float | int | str | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """`(train, valid)` around `split_index`."""
+    index = split_index(len(series), split)
+    return series[:index], series[index:]
+
+
+def check_windowable(train_length: int, valid_length: int, window_size: int) -> None:
+    """Both parts must give at least one (window, next value) pair."""
+    if window_size < 1:
+        raise InputError(f"--window-size must be at least 1, not {window_size}")
+    if train_length < window_size + 1:
+        raise InputError(
+            f"too few rows for one window: the training part has {train_length} points, "
+            f"a window needs {window_size + 1}"
+        )
+    if valid_length < 1:
+        raise InputError("the validation part is empty")
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Mean and standard deviation of the training part only (no validation leakage)."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, train: np.ndarray) -> Normalization:
+        std = float(np.std(train))
+        return cls(float(np.mean(train)), std if std > 0 else 1.0)
+
+    def apply(self, series: np.ndarray) -> np.ndarray:
+        return (series - self.mean) / self.std
+
+    def invert(self, scaled: np.ndarray) -> np.ndarray:
+        return scaled * self.std + self.mean
+
+
+def window_pairs(series: np.ndarray, window_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every `(window [n, window_size], next_value [n])` pair, in order, in plain numpy."""
+    series = np.asarray(series)
+    count = len(series) - window_size
+    if count < 1:
+        return np.zeros((0, window_size), series.dtype), np.zeros((0,), series.dtype)
+    index = np.arange(window_size)[None, :] + np.arange(count)[:, None]
+    return series[index], series[window_size : window_size + count]
+
+
+def windowed_dataset(
+    series: np.ndarray,
+    window_size: int,
+    batch_size: int,
+    shuffle_buffer: int | None = 1000,
+    seed: int | None = None,
+):
+    """The course's `windowed_dataset`: windows of `window_size + 1` with shift 1,
+    shuffled, split into `(window, next_value)`, batched and prefetched.
+
+    `shuffle_buffer=None` keeps the order (for evaluation and exact comparisons).
+    Yields `(float32 [batch, window_size], float32 [batch])`.
+    """
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices(np.asarray(series, dtype="float32"))
+    dataset = dataset.window(window_size + 1, shift=1, drop_remainder=True)
+    dataset = dataset.flat_map(lambda window: window.batch(window_size + 1))
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+    dataset = dataset.map(lambda window: (window[:-1], window[-1]))
+    return dataset.batch(batch_size).prefetch(1)

@@ -1,0 +1,1 @@
+"""seqcast export package."""

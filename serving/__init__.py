@@ -1,0 +1,1 @@
+"""seqcast serving package."""

@@ -1,0 +1,69 @@
+"""The CLI's contract: help lists every command; bad input is one line and exit 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = ["train", "lr-find", "evaluate", "baselines", "verify", "export", "serve", "forecast"]
+
+
+def run_engine(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_help_lists_every_command():
+    result = run_engine("--help")
+    assert result.returncode == 0
+    for command in COMMANDS:
+        assert command in result.stdout
+
+
+def test_baselines_json_has_the_course_figures():
+    result = run_engine("baselines", "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert abs(figures["naive"]["mae"] - 5.937908) < 1e-4
+    assert abs(figures["moving_average"]["mae"] - 7.142419) < 1e-4
+    assert {"mae", "mse"} <= set(figures["naive"])
+    assert {"window", "mae", "mse"} <= set(figures["moving_average"])
+
+
+@pytest.mark.parametrize(
+    "content, extra, fragment",
+    [
+        ("value\n1\n2\nhello\n4\n", [], "row 4"),
+        ("value\n1\nnan\n3\n", [], "row 3"),
+        ("value\n1\ninf\n3\n", [], "row 3"),
+        ("value\n1\n2\n3\n", ["--column", "price"], "no column 'price'"),
+    ],
+)
+def test_bad_csv_is_one_line_and_exit_2(tmp_path, content, extra, fragment):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    result = run_engine("baselines", "--data", str(path), *extra)
+    assert result.returncode == 2
+    assert fragment in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_too_few_rows_for_one_window_is_exit_2(tmp_path):
+    path = tmp_path / "short.csv"
+    path.write_text("value\n1\n2\n3\n4\n5\n")
+    result = run_engine("baselines", "--data", str(path), "--window", "30")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_option_is_one_line_and_exit_2():
+    result = run_engine("baselines", "--no-such-flag")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1

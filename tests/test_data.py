@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+
+from engine.data import (
+    Normalization,
+    course_series,
+    load_csv,
+    split_index,
+    split_series,
+    window_pairs,
+    windowed_dataset,
+)
+from engine.errors import InputError
+
+
+def test_course_series_shape_and_known_values():
+    time, series = course_series()
+    assert time.shape == series.shape == (1461,)
+    assert time.dtype == np.float32
+    # Pins the course definition: baseline + trend + season + RandomState(42) noise.
+    noise = np.random.RandomState(42).randn(1461) * 5
+    assert series[0] == pytest.approx(10 + 40 * 1.0 + noise[0])
+    assert series[1] - noise[1] == pytest.approx(10 + 0.05 + 40 * np.cos(2 * np.pi / 365))
+    assert series[1460] - noise[1460] == pytest.approx(10 + 0.05 * 1460 + 40)  # a new period
+    assert series[200] - noise[200] == pytest.approx(10 + 0.05 * 200 + 40 / np.exp(3 * 200 / 365))
+
+
+def test_course_split_is_1000_and_461():
+    _, series = course_series()
+    train, valid = split_series(series, None)
+    assert (len(train), len(valid)) == (1000, 461)
+
+
+@pytest.mark.parametrize(
+    "split, expected", [("10", 10), (10, 10), ("0.5", 50), (0.25, 25), ("99", 99)]
+)
+def test_split_index_by_index_or_fraction(split, expected):
+    assert split_index(100, split) == expected
+
+
+@pytest.mark.parametrize("split", ["0", "100", "1.5", "-3", "abc", 0.0])
+def test_split_index_rejects_bad_values(split):
+    with pytest.raises(InputError):
+        split_index(100, split)
+
+
+def test_normalization_uses_training_part_only():
+    train, valid = np.array([1.0, 2.0, 3.0]), np.array([100.0])
+    norm = Normalization.fit(train)
+    assert norm.mean == pytest.approx(2.0)
+    assert norm.invert(norm.apply(valid)) == pytest.approx(valid)
+
+
+@pytest.mark.parametrize("window_size, batch_size", [(5, 4), (20, 32), (1, 7)])
+def test_windowed_dataset_yields_exactly_the_numpy_pairs(window_size, batch_size):
+    series = np.arange(60, dtype="float32") * 1.5 - 3
+    expected_windows, expected_targets = window_pairs(series, window_size)
+
+    unshuffled = list(windowed_dataset(series, window_size, batch_size, shuffle_buffer=None))
+    windows = np.concatenate([w.numpy() for w, _ in unshuffled])
+    targets = np.concatenate([t.numpy() for _, t in unshuffled])
+    np.testing.assert_array_equal(windows, expected_windows)
+    np.testing.assert_array_equal(targets, expected_targets)
+    assert all(w.shape[0] <= batch_size for w, _ in unshuffled)
+
+    # Shuffled: the same multiset of pairs, in another order.
+    shuffled = list(windowed_dataset(series, window_size, batch_size, shuffle_buffer=1000, seed=1))
+    pairs = np.concatenate(
+        [np.concatenate([w.numpy(), t.numpy()[:, None]], axis=1) for w, t in shuffled]
+    )
+    expected = np.concatenate([expected_windows, expected_targets[:, None]], axis=1)
+    np.testing.assert_array_equal(
+        pairs[np.lexsort(pairs.T[::-1])], expected[np.lexsort(expected.T[::-1])]
+    )
+
+
+def write(tmp_path, text, name="series.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_csv_header_names_and_indices(tmp_path):
+    path = write(tmp_path, "date,value,other\n2020-01-02,2,9\n2020-01-01,1,8\n")
+    assert load_csv(path, column="value").tolist() == [2.0, 1.0]
+    assert load_csv(path, column="2").tolist() == [9.0, 8.0]
+    assert load_csv(path).tolist() == [9.0, 8.0]  # default: the last column
+    assert load_csv(path, column="value", date_column="date").tolist() == [1.0, 2.0]
+
+
+def test_csv_without_header(tmp_path):
+    path = write(tmp_path, "1.5\n2.5\n3.5\n")
+    assert load_csv(path).tolist() == [1.5, 2.5, 3.5]
+
+
+@pytest.mark.parametrize(
+    "text, column, message",
+    [
+        ("value\n1\nabc\n3\n", None, "row 3: 'abc' is not a number"),
+        ("value\n1\nnan\n3\n", None, "row 3: 'nan' is not a finite number"),
+        ("value\n1\n2\ninf\n", None, "row 4: 'inf' is not a finite number"),
+        ("a,value\n1,1\n2,\n", "value", "row 3: missing value"),
+        ("value\n1\n2\n", "price", "no column 'price'"),
+    ],
+)
+def test_csv_bad_values_name_the_row(tmp_path, text, column, message):
+    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+        load_csv(write(tmp_path, text), column=column)
+
+
+def test_csv_missing_file(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        load_csv(str(tmp_path / "absent.csv"))
