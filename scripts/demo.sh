@@ -1,7 +1,43 @@
 #!/usr/bin/env bash
-# The main job end to end on the built-in course series.
+# The main job end to end on the built-in course series:
+# baselines -> train -> evaluate -> export (verified) -> serve over gRPC -> forecast.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENGINE=.venv/bin/engine
-echo "== baselines on the course series"
+RUN_DIR="runs/demo-$(date +%Y%m%d-%H%M%S)"
+MODEL_BASE=models/seqcast
+PORT="${SEQCAST_DEMO_PORT:-8500}"
+
+echo "== 1. baselines on the course series"
 $ENGINE baselines
+
+echo
+echo "== 2. train the default model ($RUN_DIR)"
+$ENGINE train --run-dir "$RUN_DIR"
+
+echo
+echo "== 3. evaluate it beside the baselines"
+$ENGINE evaluate "$RUN_DIR"
+
+echo
+echo "== 4. export a verified version for TensorFlow Serving ($MODEL_BASE)"
+$ENGINE export "$RUN_DIR" --model-base-path "$MODEL_BASE"
+
+echo
+echo "== 5. serve it on 127.0.0.1:$PORT (TensorFlow Serving's gRPC API) and fetch a forecast"
+$ENGINE serve --model-base-path "$MODEL_BASE" --model-name seqcast --port "$PORT" --quiet &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do
+  if $ENGINE forecast --server "127.0.0.1:$PORT" --model-name seqcast --horizon 30 \
+      --timeout 5 --plot "$RUN_DIR/plots/served_forecast.png" > "$RUN_DIR/served_forecast.txt" 2>/dev/null; then
+    cat "$RUN_DIR/served_forecast.txt"
+    break
+  fi
+  kill -0 $SERVER 2>/dev/null || { echo "the server stopped"; exit 1; }
+  sleep 1
+done
+test -s "$RUN_DIR/served_forecast.txt" || { echo "no forecast came back from the server"; exit 1; }
+
+echo
+echo "Done. Run dir: $RUN_DIR (plots in $RUN_DIR/plots/), model versions in $MODEL_BASE/"

@@ -1,0 +1,150 @@
+"""A run is described by one frozen `TrainConfig`: defaults, then a TOML file, then CLI flags.
+
+The resolved config is written into the run dir as `config.toml`, so a run can be
+reproduced, resumed and exported from its directory alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from engine.errors import InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+SCHEDULES = ("constant", "cosine")
+STRATEGIES = ("default", "mirrored", "multi-worker")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # data
+    data: str = "synthetic"
+    column: str | None = None
+    date_column: str | None = None
+    split: str | None = None
+    window_size: int = 20
+    batch_size: int = 32
+    shuffle_buffer: int = 1000
+    # model
+    model: str = "rnn"
+    cells: str = "custom"
+    units: int | None = None
+    layers: int | None = None
+    anchor: str = "last"
+    # optimisation
+    epochs: int = 100
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    lr_schedule: str = "cosine"
+    loss: str = "huber"
+    huber_delta: float = 1.0
+    clip_norm: float | None = None
+    clip_global_norm: float | None = None
+    clip_value: float | None = None
+    precision: str = "float32"
+    # run control
+    seed: int = 42
+    deterministic: bool = False
+    fast: bool = True
+    patience: int | None = None
+    strategy: str = "default"
+    replicas: int = 1
+    run_dir: str = "runs/latest"
+
+    def validate(self) -> TrainConfig:
+        """Raise `InputError` naming the first bad field."""
+        from engine.losses import LOSSES
+        from engine.models import CELLS, MODELS
+
+        choices = {
+            "optimizer": OPTIMIZERS,
+            "precision": PRECISIONS,
+            "lr_schedule": SCHEDULES,
+            "strategy": STRATEGIES,
+            "loss": tuple(LOSSES),
+            "model": tuple(MODELS),
+            "cells": CELLS,
+            "anchor": ("last", "mean", "none"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise InputError(
+                    f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
+                    f"not {getattr(self, name)!r}"
+                )
+        for name in ("window_size", "batch_size", "epochs", "replicas"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise InputError(f"--lr must be a positive number, not {self.lr}")
+        clips = [
+            c for c in (self.clip_norm, self.clip_global_norm, self.clip_value) if c is not None
+        ]
+        if len(clips) > 1:
+            raise InputError("give at most one of --clip-norm, --clip-global-norm, --clip-value")
+        if clips and not clips[0] > 0:
+            raise InputError("a clipping threshold must be positive")
+        if self.patience is not None and self.patience < 1:
+            raise InputError("--patience must be at least 1")
+        return self
+
+    def replace(self, **changes) -> TrainConfig:
+        """A copy with the given fields changed; `None` values leave a field as it is."""
+        given = {key: value for key, value in changes.items() if value is not None}
+        unknown = set(given) - {f.name for f in fields(self)}
+        if unknown:
+            raise InputError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        try:
+            return dataclasses.replace(self, **given)
+        except TypeError as error:
+            raise InputError(str(error)) from None
+
+    def to_toml(self) -> str:
+        lines = []
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, (int, float)):
+                text = repr(value)
+            else:
+                text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            lines.append(f"{field.name} = {text}")
+        return "\n".join(lines) + "\n"
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """A `TrainConfig` from a TOML file of `key = value` lines (names as the fields)."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"{path}: no such config file")
+    try:
+        raw = tomllib.loads(file.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: not valid TOML ({error})") from None
+    known = {f.name: f for f in fields(TrainConfig)}
+    values = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise InputError(f"{path}: unknown setting {key!r}")
+        if name == "split" and value is not None:
+            value = str(value)
+        values[name] = value
+    return TrainConfig().replace(**values)

@@ -1,0 +1,99 @@
+"""The course's learning-rate sweep: raise the rate exponentially, one batch a step,
+and watch the loss. The suggestion is where the smoothed log-loss falls fastest."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from engine.config import TrainConfig
+from engine.errors import RunFailed
+from engine.losses import get_loss
+
+
+def sweep_rates(min_lr: float, max_lr: float, steps: int) -> np.ndarray:
+    """Geometric rates from `min_lr` to `max_lr`; the course's 1e-8 * 10**(step/20) is
+    `min_lr=1e-8` with 20 steps a decade."""
+    return min_lr * (max_lr / min_lr) ** (np.arange(steps) / max(steps - 1, 1))
+
+
+def smooth(values: np.ndarray, beta: float = 0.9) -> np.ndarray:
+    """Bias-corrected exponential moving average."""
+    smoothed, average = np.empty(len(values)), 0.0
+    for index, value in enumerate(values):
+        average = beta * average + (1 - beta) * value
+        smoothed[index] = average / (1 - beta ** (index + 1))
+    return smoothed
+
+
+def suggest(lrs: np.ndarray, smoothed_losses: np.ndarray) -> float:
+    """The rate at the steepest descent of the smoothed log-loss against log-rate."""
+    if len(lrs) < 3:
+        return float(lrs[0])
+    slope = np.gradient(np.log(smoothed_losses), np.log(lrs))
+    return float(lrs[int(np.argmin(slope))])
+
+
+def find_lr(
+    config: TrainConfig,
+    min_lr: float = 1e-7,
+    max_lr: float = 1.0,
+    steps: int = 140,
+    out_dir: str | None = None,
+    quiet: bool = False,
+) -> dict:
+    """Run the sweep on a fresh model; returns `{"suggested_lr", "lrs", "losses", ...}`."""
+    import keras
+
+    from engine.data import windowed_dataset
+    from engine.plots import plot_lr_sweep
+    from engine.prepare import apply_precision, build_run_model, make_optimizer, prepare_data
+    from engine.train import Progress, make_train_step
+
+    config = config.validate()
+    if not 0 < min_lr < max_lr:
+        raise RunFailed("--min-lr must be positive and below --max-lr")
+    progress = Progress(quiet)
+    apply_precision(config.precision)
+    keras.utils.set_random_seed(config.seed)
+    data = prepare_data(config)
+    model = build_run_model(config, data)
+    optimizer = make_optimizer(config, steps, learning_rate=float(min_lr))
+    train_step = make_train_step(model, optimizer, get_loss(config.loss, config.huber_delta))
+    batches = windowed_dataset(
+        data.train, config.window_size, config.batch_size, config.shuffle_buffer, seed=config.seed
+    ).repeat()
+
+    rates = sweep_rates(min_lr, max_lr, steps)
+    lrs, losses = [], []
+    best = math.inf
+    for rate, (windows, targets) in zip(rates, batches):
+        optimizer.learning_rate = float(rate)  # assigns the optimizer's rate variable
+        loss, _ = train_step(windows, targets)
+        loss = float(loss)
+        if not math.isfinite(loss) or loss > 4 * best:
+            progress.line(f"stopped at lr {rate:.2e}: the loss diverged")
+            break
+        best = min(best, loss)
+        lrs.append(float(rate))
+        losses.append(loss)
+        if len(lrs) % 20 == 0:
+            progress.line(f"lr {rate:.2e}  loss {loss:.4f}")
+    if len(lrs) < 3:
+        raise RunFailed("the loss diverged within the first steps: lower --min-lr")
+    smoothed = smooth(np.asarray(losses))
+    suggested = suggest(np.asarray(lrs), smoothed)
+    result = {
+        "suggested_lr": suggested,
+        "lrs": lrs,
+        "losses": losses,
+        "smoothed_losses": smoothed.tolist(),
+    }
+    if out_dir is not None:
+        path = Path(out_dir) / "lr_find.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plot_lr_sweep(np.asarray(lrs), np.asarray(losses), smoothed, suggested, path)
+        result["plot"] = str(path)
+    return result

@@ -1,0 +1,106 @@
+"""The course's forecasters, built by name from our cells (or the Keras built-ins).
+
+Every model maps raw series values `[batch, time]` to a raw next-value forecast
+`[batch, 1]`: `ScaleWindow` -> recurrent stack -> `Dense(1)` -> `UnscaleForecast`. The time
+dimension is left `None`, so a model trained on one window size still runs on any length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+
+from engine.errors import InputError
+from engine.layers import ScaleWindow, UnscaleForecast
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Defaults of a named model; `--units` and `--layers` override them."""
+
+    units: int
+    layers: int
+    description: str
+
+
+MODELS = {
+    "rnn": ModelSpec(40, 2, "stacked SimpleRNN (the course's week-3 model)"),
+    "lstm": ModelSpec(64, 2, "stacked LSTM"),
+    "bilstm": ModelSpec(32, 2, "stacked Bidirectional LSTM (the course's week-3 model)"),
+    "gru": ModelSpec(64, 2, "stacked GRU"),
+    "conv-lstm": ModelSpec(64, 2, "causal Conv1D then stacked LSTM (the course's week-4 shape)"),
+}
+CELLS = ("custom", "keras")
+
+
+def recurrent_layers(cells: str):
+    """`(SimpleRNN, LSTM, GRU, Bidirectional)` from our cells or from Keras."""
+    if cells == "custom":
+        import cells as ours
+
+        return ours.SimpleRNN, ours.LSTM, ours.GRU, ours.Bidirectional
+    if cells == "keras":
+        layers = keras.layers
+        return layers.SimpleRNN, layers.LSTM, layers.GRU, layers.Bidirectional
+    raise InputError(f"--cells must be one of {', '.join(CELLS)}, not {cells!r}")
+
+
+def build_model(
+    name: str = "rnn",
+    cells: str = "custom",
+    units: int | None = None,
+    layers: int | None = None,
+    scale: float = 1.0,
+    anchor: str = "last",
+    offset: float = 0.0,
+) -> keras.Model:
+    """Build model `name` on a `[batch, None]` input. `scale`/`anchor`/`offset` come from
+    the training part (see `ScaleWindow`); the forecast comes back in raw units."""
+    if name not in MODELS:
+        raise InputError(f"--model must be one of {', '.join(MODELS)}, not {name!r}")
+    spec = MODELS[name]
+    units = spec.units if units is None else units
+    layers = spec.layers if layers is None else layers
+    if units < 1 or layers < 1:
+        raise InputError("--units and --layers must be at least 1")
+    simple_rnn, lstm, gru, bidirectional = recurrent_layers(cells)
+
+    window = keras.Input(shape=(None,), name="window", dtype="float32")
+    hidden, anchor_value = ScaleWindow(scale, anchor, offset, name="scale_window")(window)
+    if name == "conv-lstm":
+        hidden = keras.layers.Conv1D(
+            units, kernel_size=3, padding="causal", activation="relu", name="conv"
+        )(hidden)
+    for index in range(layers):
+        more = index < layers - 1  # every layer but the last returns the whole sequence
+        layer_name = f"recurrent_{index}"
+        if name == "rnn":
+            layer = simple_rnn(units, return_sequences=more, name=layer_name)
+        elif name == "gru":
+            layer = gru(units, return_sequences=more, name=layer_name)
+        elif name == "bilstm":
+            layer = bidirectional(lstm(units, return_sequences=more), name=layer_name)
+        else:
+            layer = lstm(units, return_sequences=more, name=layer_name)
+        hidden = layer(hidden)
+    # The last layer and the loss stay float32 under mixed precision.
+    output = keras.layers.Dense(1, dtype="float32", name="output")(hidden)
+    forecast = UnscaleForecast(scale, name="unscale_forecast")([output, anchor_value])
+    return keras.Model(window, forecast, name=f"seqcast_{name.replace('-', '_')}")
+
+
+def rebuild_with_custom_cells(
+    model: keras.Model, name: str, units: int, layers: int
+) -> keras.Model:
+    """The same architecture built from our cells, with `model`'s weights copied across.
+
+    A model of the Keras built-ins traced on a GPU carries `CudnnRNN*` ops, which a CPU
+    server cannot run; our cells always trace to standard ops.
+    """
+    scale_layer = model.get_layer("scale_window")
+    rebuilt = build_model(
+        name, "custom", units, layers, scale_layer.scale, scale_layer.anchor, scale_layer.offset
+    )
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt

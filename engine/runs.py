@@ -1,0 +1,57 @@
+"""Reading a finished run directory back: its config, model and figures."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.config import TrainConfig, load_config
+from engine.errors import InputError
+
+
+@dataclass
+class LoadedRun:
+    config: TrainConfig
+    model: object  # keras.Model: raw windows [batch, time] -> raw forecast [batch, 1]
+    summary: dict
+    metadata: dict  # what an exported model records about its origin
+    rebuilt_note: str
+
+
+def load_run(run_dir: str | Path, for_export: bool = True) -> LoadedRun:
+    """Load `model.keras` and the run's figures. With `for_export`, a model of Keras
+    built-in cells is rebuilt from our cells with the same weights, so its graph never
+    carries `CudnnRNN*` ops (a model traced with cuDNN cannot run on a CPU server)."""
+    import keras
+
+    import cells  # noqa: F401 - registers our layers for deserialisation
+    import engine.layers  # noqa: F401
+    from engine.models import MODELS, rebuild_with_custom_cells
+
+    run_dir = Path(run_dir)
+    model_path = run_dir / "model.keras"
+    if not model_path.is_file():
+        raise InputError(f"{run_dir}: no trained model (model.keras) in this run dir")
+    config = load_config(run_dir / "config.toml")
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    model = keras.saving.load_model(model_path)
+    note = f"exported as trained ({config.cells} cells)"
+    if for_export and config.cells == "keras":
+        spec = MODELS[config.model]
+        model = rebuild_with_custom_cells(
+            model, config.model, config.units or spec.units, config.layers or spec.layers
+        )
+        note = "rebuilt with seqcast cells (weights copied from the Keras built-ins): CPU-servable"
+    metadata = {
+        "window_size": config.window_size,
+        "model": config.model,
+        "cells": config.cells,
+        "precision": config.precision,
+        "data": summary.get("data", config.data),
+        "validation": {key: summary[key] for key in ("val_mae", "val_mse") if key in summary},
+        "baselines": summary.get("baselines", {}),
+        "config": config.as_dict(),
+    }
+    return LoadedRun(config, model, summary, metadata, note)

@@ -1,0 +1,177 @@
+"""`engine train` end to end: the run dir, repeatability, early stopping, resume after
+SIGKILL, divergence, the LR finder and evaluation."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from engine.config import TrainConfig, load_config
+from engine.errors import InputError
+from engine.train import train
+
+SMALL = dict(model="rnn", units=8, layers=1, window_size=20)
+SMALL_FLAGS = ["--model", "rnn", "--units", "8", "--layers", "1", "--quiet"]
+
+
+def run_engine(*args, timeout=240):
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run") / "small"
+    summary = train(TrainConfig(**SMALL, epochs=3, run_dir=str(run_dir)), quiet=True)
+    return run_dir, summary
+
+
+def test_run_dir_holds_everything(finished_run):
+    run_dir, summary = finished_run
+    for name in ("config.toml", "metrics.jsonl", "summary.json", "model.keras"):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "plots" / "loss.png").stat().st_size > 1000
+    assert (run_dir / "plots" / "forecast.png").stat().st_size > 1000
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((run_dir / "checkpoints").glob("ckpt-3.index"))
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]
+    for key in ("epoch", "loss", "val_loss", "val_mae", "lr", "seconds", "steps"):
+        assert key in metrics[0]
+    for key in ("val_mae", "val_mse", "epochs_run", "best_epoch", "seconds", "baselines", "config"):
+        assert key in summary
+    assert summary == json.loads((run_dir / "summary.json").read_text())
+    # Best weights are restored: the final figure is the best epoch's.
+    best = min(metrics, key=lambda m: m["val_mae"])
+    assert summary["best_epoch"] == best["epoch"]
+    assert summary["val_mae"] == pytest.approx(best["val_mae"], rel=1e-6)
+    assert load_config(run_dir / "config.toml") == TrainConfig(
+        **SMALL, epochs=3, run_dir=str(run_dir)
+    )
+
+
+def test_same_seed_same_figures(finished_run, tmp_path):
+    _, first = finished_run
+    again = train(TrainConfig(**SMALL, epochs=3, run_dir=str(tmp_path / "again")), quiet=True)
+    assert again["val_mae"] == first["val_mae"]
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path):
+    config = TrainConfig(**SMALL, epochs=12, patience=1, lr=0.05, lr_schedule="constant")
+    summary = train(config.replace(run_dir=str(tmp_path / "early")), quiet=True)
+    metrics = [json.loads(line) for line in (tmp_path / "early" / "metrics.jsonl").open()]
+    assert summary["epochs_run"] == len(metrics)
+    assert summary["epochs_run"] < 12, "a rate of 0.05 should stop improving well before 12 epochs"
+    assert summary["epochs_run"] - summary["best_epoch"] == 1
+    assert summary["val_mae"] == pytest.approx(min(m["val_mae"] for m in metrics), rel=1e-6)
+
+
+def test_refuses_to_overwrite_a_run(finished_run):
+    run_dir, _ = finished_run
+    with pytest.raises(InputError, match="already holds a run"):
+        train(TrainConfig(**SMALL, epochs=1, run_dir=str(run_dir)), quiet=True)
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    epochs = "5"
+    whole = run_engine(
+        "train", *SMALL_FLAGS, "--epochs", epochs, "--run-dir", str(tmp_path / "whole")
+    )
+    assert whole.returncode == 0, whole.stderr
+
+    killed_dir = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine", "train", *SMALL_FLAGS, "--epochs", epochs,
+         "--run-dir", str(killed_dir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while not (killed_dir / "checkpoints" / "ckpt-2.index").exists():
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint appeared in time"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert not (killed_dir / "model.keras").exists(), "killed too late to test a resume"
+
+    resumed = run_engine("train", "--resume", "--epochs", epochs, "--run-dir", str(killed_dir))
+    assert resumed.returncode == 0, resumed.stderr
+
+    import cells  # noqa: F401 - registers our layers
+    import engine.layers  # noqa: F401
+
+    for a, b in zip(
+        keras.saving.load_model(tmp_path / "whole" / "model.keras").get_weights(),
+        keras.saving.load_model(killed_dir / "model.keras").get_weights(),
+    ):
+        np.testing.assert_array_equal(a, b)
+    metrics = [json.loads(line) for line in (killed_dir / "metrics.jsonl").open()]
+    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4, 5]
+
+
+def test_divergence_exits_1_with_one_line(tmp_path):
+    run_dir = tmp_path / "diverge"
+    result = run_engine(
+        "train", *SMALL_FLAGS, "--epochs", "3", "--optimizer", "sgd", "--lr", "1e12",
+        "--loss", "mse", "--lr-schedule", "constant", "--run-dir", str(run_dir),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "diverged" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not list((run_dir / "checkpoints").glob("ckpt-*.index")), "a bad epoch was checkpointed"
+
+
+def test_lr_find_json_and_plot(tmp_path):
+    result = run_engine(
+        "lr-find", *SMALL_FLAGS, "--steps", "60", "--min-lr", "1e-6", "--max-lr", "10",
+        "--run-dir", str(tmp_path), "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    sweep = json.loads(result.stdout)
+    assert len(sweep["lrs"]) == len(sweep["losses"]) >= 10
+    assert sweep["lrs"] == sorted(sweep["lrs"])
+    assert sweep["lrs"][0] <= sweep["suggested_lr"] <= sweep["lrs"][-1]
+    assert (tmp_path / "plots" / "lr_find.png").is_file()
+
+
+def test_evaluate_json(finished_run):
+    run_dir, summary = finished_run
+    result = run_engine("evaluate", str(run_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert set(figures["model"]) >= {"mae", "mse", "rmse", "mase"}
+    assert figures["model"]["mae"] == pytest.approx(summary["val_mae"], rel=1e-5)
+    assert figures["naive"]["mae"] == pytest.approx(5.937908, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--clip-norm", "1", "--clip-value", "1"], "at most one of"),
+        (["--model", "transformer"], "--model must be one of"),
+        (["--precision", "float8"], "--precision must be one of"),
+        (["--window-size", "0"], "--window-size must be at least 1"),
+        (["--config", "absent.toml"], "no such config file"),
+    ],
+)
+def test_bad_train_flags_exit_2(tmp_path, flags, fragment):
+    result = run_engine("train", *flags, "--run-dir", str(tmp_path / "bad"))
+    assert result.returncode == 2
+    assert fragment in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_config_file_then_flags(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('model = "gru"\nepochs = 7\nlr = 0.01\n')
+    config = load_config(path).replace(epochs=9)
+    assert (config.model, config.epochs, config.lr) == ("gru", 9, 0.01)
+    path.write_text("no_such_key = 1\n")
+    with pytest.raises(InputError, match="unknown setting"):
+        load_config(path)
