@@ -1,0 +1,240 @@
+"""gRPC serving overhead: the embedded server against calling the SavedModel in process.
+
+    .venv/bin/python benchmarks/serving.py                      # the tiny test model
+    .venv/bin/python benchmarks/serving.py --model-base-path models/seqcast
+    .venv/bin/python benchmarks/serving.py --same-process     # server thread in this process
+
+Latency (p50, p99 over --requests calls) at batch 1 and 256 for both signatures, and
+throughput of batch-1 `serving_default` requests with 1, 8 and 32 concurrent clients
+(each gRPC client on its own channel), for --seconds each. Prints a Markdown table.
+
+"In process" is what a Python program holding the model does: `tf.constant` the input
+and call the loaded signature. "gRPC" is a full round trip through ForecastClient-style
+code: `tf.make_tensor_proto`, PredictionService.Predict over loopback, `tf.make_ndarray`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TIME_LENGTH = 30
+HORIZON = 30
+
+
+def tiny_model(directory: Path) -> Path:
+    """The serving tests' contract-conforming model (tests/serving_fixtures.py)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import serving_fixtures
+
+    serving_fixtures.write_version(directory, 1, weight=0.9, bias=1.0)
+    return directory
+
+
+SERVER_SCRIPT = """
+import signal, sys, threading
+from serving.server import ModelServer, single_model_config
+server = ModelServer(
+    single_model_config(sys.argv[1], sys.argv[2]), port=0, workers=int(sys.argv[3])
+).start()
+print(server.port, max(server.manager.available()[sys.argv[1]]), flush=True)
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+stop.wait()
+server.stop(grace=1.0)
+"""
+
+
+class RunningServer:
+    def __init__(self, address: str, version: int, stop):
+        self.address, self.version, self.stop = address, version, stop
+
+
+def start_server_thread(base_path: Path, model_name: str, workers: int) -> RunningServer:
+    sys.path.insert(0, str(ROOT))
+    from serving.server import ModelServer, single_model_config
+
+    config = single_model_config(model_name, str(base_path))
+    server = ModelServer(config, port=0, workers=workers).start()
+    version = max(server.manager.available()[model_name])
+    return RunningServer(server.address, version, lambda: server.stop(grace=1.0))
+
+
+def start_server_process(base_path: Path, model_name: str, workers: int) -> RunningServer:
+    command = [sys.executable, "-c", SERVER_SCRIPT, model_name, str(base_path), str(workers)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    line = process.stdout.readline().split()
+    if len(line) != 2:
+        process.kill()
+        raise SystemExit("the server process did not start")
+
+    def stop():
+        process.terminate()
+        process.wait(timeout=60)
+
+    return RunningServer(f"127.0.0.1:{line[0]}", int(line[1]), stop)
+
+
+def make_inputs(signature: str, batch: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(batch)
+    series = rng.normal(50.0, 10.0, size=(batch, TIME_LENGTH)).astype(np.float32)
+    if signature == "serving_default":
+        return {"window": series}
+    return {"series": series, "horizon": np.int32(HORIZON)}
+
+
+def in_process_call(function, inputs):
+    def call():
+        outputs = function(**{alias: tf.constant(value) for alias, value in inputs.items()})
+        return {alias: tensor.numpy() for alias, tensor in outputs.items()}
+
+    return call
+
+
+def grpc_call(stub, model_name: str, signature: str, inputs):
+    def call():
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model_name
+        request.model_spec.signature_name = signature
+        for alias, value in inputs.items():
+            request.inputs[alias].CopyFrom(tf.make_tensor_proto(value))
+        response = stub.Predict(request, timeout=60)
+        return {alias: tf.make_ndarray(proto) for alias, proto in response.outputs.items()}
+
+    return call
+
+
+def latencies(calls, requests: int) -> list[tuple[float, float]]:
+    """(p50, p99) in milliseconds for each call, after a warmup. The calls alternate, so
+    load from other processes on the machine falls on all of them alike."""
+    for _ in range(min(50, requests)):
+        for call in calls:
+            call()
+    seconds = [[] for _ in calls]
+    for _ in range(requests):
+        for index, call in enumerate(calls):
+            start = time.perf_counter()
+            call()
+            seconds[index].append(time.perf_counter() - start)
+    return [tuple(float(x) for x in np.percentile(s, [50, 99]) * 1000) for s in seconds]
+
+
+def throughput(make_call, clients: int, seconds: float) -> float:
+    """Requests per second from `clients` threads, each looping on its own call."""
+    calls = [make_call() for _ in range(clients)]
+    for call in calls:
+        call()
+    counts = [0] * clients
+    stop = threading.Event()
+
+    def worker(index):
+        while not stop.is_set():
+            calls[index]()
+            counts[index] += 1
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-base-path", help="An exported model (default: a tiny one).")
+    parser.add_argument("--model-name", default="bench")
+    parser.add_argument("--requests", type=int, default=500, help="Calls per latency figure.")
+    parser.add_argument("--seconds", type=float, default=3.0, help="Per throughput figure.")
+    parser.add_argument("--workers", type=int, default=16, help="Server worker threads.")
+    parser.add_argument(
+        "--same-process",
+        action="store_true",
+        help="Run the server in this process (one interpreter for client and server).",
+    )
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        base_path = (
+            Path(args.model_base_path) if args.model_base_path else tiny_model(Path(scratch))
+        )
+        # By default the server runs in its own process, as it would in production.
+        if args.same_process:
+            server = start_server_thread(base_path, args.model_name, args.workers)
+        else:
+            server = start_server_process(base_path, args.model_name, args.workers)
+        try:
+            address, version = server.address, server.version
+            loaded = tf.saved_model.load(str(base_path / str(version)))
+            channel = grpc.insecure_channel(address)
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            print(
+                f"model {args.model_name} version {version}, time length {TIME_LENGTH}, "
+                f"forecast horizon {HORIZON}, {os.cpu_count()} CPUs, server workers "
+                f"{args.workers}, server in "
+                f"{'the same process' if args.same_process else 'its own process'}\n"
+            )
+            print(
+                "| signature | batch | in-process p50 / p99 ms | gRPC p50 / p99 ms "
+                "| p50 overhead ms |"
+            )
+            print("|---|---:|---:|---:|---:|")
+            for signature in ("serving_default", "forecast"):
+                for batch in (1, 256):
+                    inputs = make_inputs(signature, batch)
+                    local = in_process_call(loaded.signatures[signature], inputs)
+                    remote = grpc_call(stub, args.model_name, signature, inputs)
+                    for alias, value in local().items():
+                        np.testing.assert_allclose(remote()[alias], value, rtol=1e-6, atol=1e-6)
+                    (local_p50, local_p99), (remote_p50, remote_p99) = latencies(
+                        [local, remote], args.requests
+                    )
+                    print(
+                        f"| {signature} | {batch} | {local_p50:.3f} / {local_p99:.3f} "
+                        f"| {remote_p50:.3f} / {remote_p99:.3f} "
+                        f"| {remote_p50 - local_p50:+.3f} |",
+                        flush=True,
+                    )
+
+            print("\n| concurrent clients | in-process req/s | gRPC req/s |")
+            print("|---:|---:|---:|")
+            inputs = make_inputs("serving_default", 1)
+            function = loaded.signatures["serving_default"]
+
+            def remote_client():
+                client_channel = grpc.insecure_channel(address)
+                client_stub = prediction_service_pb2_grpc.PredictionServiceStub(client_channel)
+                return grpc_call(client_stub, args.model_name, "serving_default", inputs)
+
+            for clients in (1, 8, 32):
+                local_rate = throughput(
+                    lambda: in_process_call(function, inputs), clients, args.seconds
+                )
+                remote_rate = throughput(remote_client, clients, args.seconds)
+                print(f"| {clients} | {local_rate:.0f} | {remote_rate:.0f} |", flush=True)
+            channel.close()
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""TensorProto <-> NumPy, with the validation TensorFlow's `Tensor::FromProto` applies.
+
+A server must never trust a TensorProto: a garbage dtype, a negative or astronomically
+large dimension, or content of the wrong length has to become a clean INVALID_ARGUMENT,
+never an exception deep inside TensorFlow or an attempt to allocate terabytes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+# The largest tensor we accept: what fits in one message (2^31 - 1 bytes).
+MAX_TENSOR_BYTES = 2**31 - 1
+MAX_RANK = 254  # TensorShape::kMaxDimensions
+
+# dtype -> (numpy dtype, repeated value field).
+_NUMERIC = {
+    types_pb2.DT_FLOAT: (np.float32, "float_val"),
+    types_pb2.DT_DOUBLE: (np.float64, "double_val"),
+    types_pb2.DT_INT32: (np.int32, "int_val"),
+    types_pb2.DT_INT16: (np.int16, "int_val"),
+    types_pb2.DT_INT8: (np.int8, "int_val"),
+    types_pb2.DT_UINT8: (np.uint8, "int_val"),
+    types_pb2.DT_UINT16: (np.uint16, "int_val"),
+    types_pb2.DT_INT64: (np.int64, "int64_val"),
+    types_pb2.DT_UINT32: (np.uint32, "uint32_val"),
+    types_pb2.DT_UINT64: (np.uint64, "uint64_val"),
+    types_pb2.DT_BOOL: (np.bool_, "bool_val"),
+    types_pb2.DT_HALF: (np.float16, "half_val"),
+}
+_NUMPY_TO_DTYPE = {np.dtype(numpy_dtype): dtype for dtype, (numpy_dtype, _) in _NUMERIC.items()}
+
+
+class TensorParseError(ValueError):
+    """The TensorProto does not describe a valid tensor."""
+
+
+def dtype_name(dtype: int) -> str:
+    """TensorFlow's `DataTypeString`: DT_FLOAT -> `float`, DT_DOUBLE -> `double`, ..."""
+    try:
+        return types_pb2.DataType.Name(dtype)[len("DT_") :].lower()
+    except ValueError:
+        return f"unknown dtype enum ({dtype})"
+
+
+_KNOWN_DTYPES = frozenset(types_pb2.DataType.values()) - {types_pb2.DT_INVALID}
+
+
+def is_known_dtype(dtype: int) -> bool:
+    return dtype in _KNOWN_DTYPES
+
+
+def shape_of(proto: tensor_shape_pb2.TensorShapeProto) -> tuple[int, ...]:
+    """The concrete shape of a request tensor; unknown rank or dimension is an error."""
+    if proto.unknown_rank:
+        raise TensorParseError("unknown rank")
+    if len(proto.dim) > MAX_RANK:
+        raise TensorParseError("too many dimensions")
+    shape = tuple(dim.size for dim in proto.dim)
+    if any(size < 0 for size in shape):
+        raise TensorParseError("negative dimension")
+    return shape
+
+
+def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray | None:
+    """Parse a request TensorProto into an array; None for a valid dtype we do not decode.
+
+    Mirrors `Tensor::FromProto`: `tensor_content` must hold exactly the tensor's bytes; the
+    repeated value fields may hold fewer values than elements (the last value repeats, none
+    means zeros) but never more.
+    """
+    if not is_known_dtype(proto.dtype) or proto.dtype >= 100:  # 100+ are reference dtypes
+        raise TensorParseError("invalid dtype")
+    shape = shape_of(proto.tensor_shape)
+    count = math.prod(shape)  # Python ints: huge dimensions cannot overflow
+    if proto.dtype == types_pb2.DT_STRING:
+        values = list(proto.string_val)
+        if len(values) > count or (count and not values and count * 8 > MAX_TENSOR_BYTES):
+            raise TensorParseError("string count")
+        if count > len(values):
+            if count * 8 > MAX_TENSOR_BYTES:
+                raise TensorParseError("too large")
+            values = values + [values[-1] if values else b""] * (count - len(values))
+        return np.array(values, dtype=object).reshape(shape)
+    if proto.dtype not in _NUMERIC:
+        return None
+    numpy_dtype, field = _NUMERIC[proto.dtype]
+    itemsize = np.dtype(numpy_dtype).itemsize
+    if count * itemsize > MAX_TENSOR_BYTES:
+        raise TensorParseError("too large")
+    if proto.tensor_content:
+        if len(proto.tensor_content) != count * itemsize:
+            raise TensorParseError("content size")
+        return np.frombuffer(proto.tensor_content, dtype=numpy_dtype).reshape(shape)
+    values = getattr(proto, field)
+    if len(values) > count:
+        raise TensorParseError("too many values")
+    if proto.dtype == types_pb2.DT_HALF:
+        # half_val holds the float16 bit patterns in int32s.
+        array = np.array(values, dtype=np.uint16).view(np.float16)
+    else:
+        array = np.array(values, dtype=numpy_dtype)
+    if len(array) < count:
+        fill = array[-1] if len(array) else numpy_dtype(0)
+        array = np.concatenate([array, np.full(count - len(array), fill, dtype=numpy_dtype)])
+    return array.reshape(shape)
+
+
+def from_ndarray(array: np.ndarray) -> tensor_pb2.TensorProto:
+    """A response tensor: numeric arrays as `tensor_content` (compact and fast to encode)."""
+    array = np.asarray(array)
+    proto = tensor_pb2.TensorProto()
+    proto.tensor_shape.dim.extend(
+        tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in array.shape
+    )
+    if array.dtype.kind in "OSU":
+        proto.dtype = types_pb2.DT_STRING
+        proto.string_val.extend(
+            value if isinstance(value, bytes) else str(value).encode() for value in array.flat
+        )
+        return proto
+    proto.dtype = _NUMPY_TO_DTYPE[array.dtype]
+    proto.tensor_content = np.ascontiguousarray(array).tobytes()
+    return proto
