@@ -1,0 +1,77 @@
+"""What every recurrent cell shares: its constructor arguments, initial state and config.
+
+A cell is a `keras.layers.Layer` that knows one time step and nothing about time:
+`step(x_t, states) -> (output, new_states)` with `x_t` of shape `[batch, features]` and
+`states` a list of `[batch, units]` tensors. `Recurrent` drives it over a sequence.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+class Cell(keras.layers.Layer):
+    """Base class of SimpleRNNCell, LSTMCell and GRUCell.
+
+    Args:
+        units: size of the output and of every state.
+        activation: the candidate / output activation (default tanh).
+        use_bias: whether the cell has a bias vector.
+        kernel_initializer: for `kernel` `[features, gates * units]` (glorot_uniform).
+        recurrent_initializer: for `recurrent_kernel` `[units, gates * units]` (orthogonal).
+        bias_initializer: for `bias` (zeros).
+    """
+
+    #: number of [batch, units] states the cell carries (LSTM: h and c).
+    num_states = 1
+
+    def __init__(
+        self,
+        units: int,
+        activation="tanh",
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        if int(units) <= 0:
+            raise ValueError(f"units must be a positive integer, got {units}")
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.state_size = [self.units] * self.num_states
+        self.output_size = self.units
+
+    def step(self, x_t, states):
+        """One time step: `x_t` `[batch, features]`, `states` list of `[batch, units]`.
+
+        Returns `(output [batch, units], new_states)`.
+        """
+        raise NotImplementedError
+
+    def call(self, inputs, states):
+        return self.step(inputs, list(states))
+
+    def get_initial_state(self, batch_size):
+        """Zero states, one `[batch_size, units]` tensor per state, in the compute dtype."""
+        return [
+            tf.zeros(tf.stack([batch_size, self.units]), dtype=self.compute_dtype)
+            for _ in range(self.num_states)
+        ]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": keras.activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }

@@ -1,0 +1,99 @@
+"""LSTMCell: input, forget, candidate and output gates (in that order, i f c o)."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from cells.cell import Cell
+
+
+@keras.saving.register_keras_serializable(package="seqcast")
+class LSTMCell(Cell):
+    """The LSTM cell, weight for weight `keras.layers.LSTMCell`.
+
+    Weights: `kernel` `[features, 4 units]`, `recurrent_kernel` `[units, 4 units]`,
+    `bias` `[4 units]`, gate blocks in the order i, f, c, o. States `[h, c]`, output h.
+
+        i = σ(x Wi + h Ui + bi)     f = σ(x Wf + h Uf + bf)
+        c' = f c + i tanh(x Wc + h Uc + bc)
+        o = σ(x Wo + h Uo + bo)     h' = o tanh(c')
+
+    `unit_forget_bias` (default True) starts the forget bias at one, as Keras does.
+    """
+
+    num_states = 2
+
+    def __init__(
+        self,
+        units: int,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias: bool = True,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            **kwargs,
+        )
+        self.recurrent_activation = keras.activations.get(recurrent_activation)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def build(self, input_shape):
+        features = input_shape[-1]
+        units = self.units
+        self.kernel = self.add_weight(
+            shape=(features, 4 * units), name="kernel", initializer=self.kernel_initializer
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(units, 4 * units),
+            name="recurrent_kernel",
+            initializer=self.recurrent_initializer,
+        )
+        self.bias = None
+        if self.use_bias:
+            bias_initializer = self.bias_initializer
+            if self.unit_forget_bias:
+
+                def bias_initializer(_shape, *args, **kwargs):
+                    # [b_i, 1, b_c, b_o]: a forget gate that starts open.
+                    return keras.ops.concatenate(
+                        [
+                            self.bias_initializer((units,), *args, **kwargs),
+                            keras.initializers.get("ones")((units,), *args, **kwargs),
+                            self.bias_initializer((2 * units,), *args, **kwargs),
+                        ]
+                    )
+
+            self.bias = self.add_weight(
+                shape=(4 * units,), name="bias", initializer=bias_initializer
+            )
+
+    def step(self, x_t, states):
+        h_previous, c_previous = states
+        z = tf.matmul(x_t, self.kernel) + tf.matmul(h_previous, self.recurrent_kernel)
+        if self.bias is not None:
+            z = tf.nn.bias_add(z, self.bias)  # the op Keras uses, so gradients round alike
+        z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
+        i = self.recurrent_activation(z_i)
+        f = self.recurrent_activation(z_f)
+        c = f * c_previous + i * self.activation(z_c)
+        o = self.recurrent_activation(z_o)
+        h = o * self.activation(c)
+        return h, [h, c]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
+            "unit_forget_bias": self.unit_forget_bias,
+        }

@@ -1,0 +1,211 @@
+"""Recurrent: drives any cell over the time axis.
+
+It owns everything about time, for every cell alike: unrolling, `return_sequences`,
+`return_state`, `go_backwards`, `initial_state` and masking. Semantics follow
+`keras.layers.RNN` (Keras 3):
+
+- `go_backwards=True` reads the sequence last step first and returns the outputs in that
+  processing order (not flipped back).
+- At a masked step every state keeps its previous value, and the output repeats the previous
+  step's output (zeros before the first unmasked step), or is zero when
+  `zero_output_for_mask=True` (what `Bidirectional` asks for with `return_sequences`).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+#: With `unroll=None`, a statically known time length up to this many steps is unrolled in
+#: Python; longer or unknown lengths run in a `tf.while_loop` (see benchmarks/cells_loop.py).
+AUTO_UNROLL_MAX_STEPS = 64
+
+
+@keras.saving.register_keras_serializable(package="seqcast")
+class Recurrent(keras.layers.Layer):
+    """Runs `cell` over `[batch, time, features]` inputs.
+
+    Args:
+        cell: a `cells.Cell` (SimpleRNNCell, LSTMCell, GRUCell).
+        return_sequences: return every step's output `[batch, time, units]` instead of the
+            last one `[batch, units]`.
+        return_state: also return the final states, each `[batch, units]`.
+        go_backwards: process the sequence in reverse.
+        unroll: True: a static Python loop (needs a known time length); False: a
+            `tf.while_loop`; None: unroll when the length is known and at most
+            `AUTO_UNROLL_MAX_STEPS`.
+        zero_output_for_mask: output zeros (not the previous output) at masked steps.
+
+    Call arguments: `sequences` `[batch, time, features]`; `initial_state` a list of
+    `[batch, units]` tensors; `mask` `[batch, time]` booleans (True = a real step), or the
+    mask a `keras.layers.Masking` layer attached.
+    """
+
+    def __init__(
+        self,
+        cell,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        unroll: bool | None = None,
+        zero_output_for_mask: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.cell = cell
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.unroll = unroll if unroll is None else bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        # Keras's Bidirectional checks this attribute of the layers it wraps.
+        self.stateful = False
+        self.supports_masking = True
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+
+    @property
+    def units(self) -> int:
+        return self.cell.units
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        if not self.cell.built:
+            self.cell.build((sequences_shape[0], sequences_shape[-1]))
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        batch, time = sequences_shape[0], sequences_shape[1]
+        units = self.cell.units
+        output_shape = (batch, time, units) if self.return_sequences else (batch, units)
+        if self.return_state:
+            return (output_shape,) + tuple((batch, units) for _ in range(self.cell.num_states))
+        return output_shape
+
+    def compute_mask(self, sequences, mask=None):
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [output_mask] + [None] * self.cell.num_states
+        return output_mask
+
+    def _unrolls(self, time_steps: int | None) -> bool:
+        if self.unroll is None:
+            return time_steps is not None and time_steps <= AUTO_UNROLL_MAX_STEPS
+        if self.unroll and time_steps is None:
+            raise ValueError("unroll=True needs a statically known time length")
+        return self.unroll
+
+    def call(self, sequences, initial_state=None, mask=None):
+        dtype = self.compute_dtype
+        sequences = tf.convert_to_tensor(sequences)
+        if initial_state is None:
+            states = self.cell.get_initial_state(tf.shape(sequences)[0])
+        else:
+            if not isinstance(initial_state, (list, tuple)):
+                initial_state = [initial_state]
+            states = [tf.cast(state, dtype) for state in initial_state]
+            if len(states) != self.cell.num_states:
+                raise ValueError(
+                    f"{type(self.cell).__name__} takes {self.cell.num_states} initial "
+                    f"state(s), got {len(states)}"
+                )
+
+        # Time-major [time, batch, ...] so the loop reads one step at a time.
+        inputs = tf.transpose(sequences, [1, 0, 2])
+        step_mask = None
+        if mask is not None:
+            if isinstance(mask, (list, tuple)):
+                mask = mask[0]
+            step_mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]  # [time, batch, 1]
+        if self.go_backwards:
+            inputs = tf.reverse(inputs, [0])
+            if step_mask is not None:
+                step_mask = tf.reverse(step_mask, [0])
+
+        run = self._run_unrolled if self._unrolls(sequences.shape[1]) else self._run_loop
+        last_output, outputs, states = run(inputs, states, step_mask)
+
+        if self.return_sequences:
+            output = tf.transpose(outputs, [1, 0, 2])  # back to [batch, time, units]
+        else:
+            output = last_output
+        if self.return_state:
+            return [output, *states]
+        return output
+
+    def _masked_step(self, x_t, states, previous_output, mask_t):
+        """One step of the cell, with masked batch entries keeping their previous values."""
+        output, new_states = self.cell.step(x_t, states)
+        if mask_t is None:
+            return output, new_states
+        held = tf.zeros_like(output) if self.zero_output_for_mask else previous_output
+        output = tf.where(mask_t, output, held)
+        new_states = [tf.where(mask_t, new, old) for new, old in zip(new_states, states)]
+        return output, new_states
+
+    def _run_unrolled(self, inputs, states, step_mask):
+        """A static Python loop over `inputs` `[time, batch, features]`.
+
+        Returns `(last_output [batch, units], outputs [time, batch, units] or None, states)`.
+        """
+        steps = tf.unstack(inputs)
+        masks = tf.unstack(step_mask) if step_mask is not None else [None] * len(steps)
+        output = self._zero_output(inputs)
+        outputs = []
+        for x_t, mask_t in zip(steps, masks):
+            output, states = self._masked_step(x_t, states, output, mask_t)
+            outputs.append(output)
+        stacked = tf.stack(outputs) if self.return_sequences else None
+        return output, stacked, states
+
+    def _run_loop(self, inputs, states, step_mask):
+        """A `tf.while_loop` over `inputs` `[time, batch, features]`, any time length.
+
+        Inputs (and the mask) are read through TensorArrays: slicing a captured tensor inside
+        the loop would make the gradient O(time^2).
+        """
+        time_steps = tf.shape(inputs)[0]
+        input_ta = tf.TensorArray(inputs.dtype, size=time_steps).unstack(inputs)
+        mask_ta = None
+        if step_mask is not None:
+            mask_ta = tf.TensorArray(tf.bool, size=time_steps).unstack(step_mask)
+        output_ta = tf.TensorArray(
+            self.compute_dtype,
+            size=time_steps if self.return_sequences else 1,
+            element_shape=tf.TensorShape([inputs.shape[1], self.cell.units]),
+        )
+
+        def body(t, output_ta, previous_output, *states):
+            mask_t = mask_ta.read(t) if mask_ta is not None else None
+            output, new_states = self._masked_step(
+                input_ta.read(t), list(states), previous_output, mask_t
+            )
+            output_ta = output_ta.write(t if self.return_sequences else 0, output)
+            return (t + 1, output_ta, output, *new_states)
+
+        loop_vars = (tf.constant(0), output_ta, self._zero_output(inputs), *states)
+        _, output_ta, last_output, *states = tf.while_loop(
+            lambda t, *_: t < time_steps,
+            body,
+            loop_vars,
+            maximum_iterations=time_steps,  # XLA needs a bound to differentiate the loop
+        )
+        outputs = output_ta.stack() if self.return_sequences else None
+        return last_output, outputs, list(states)
+
+    def _zero_output(self, inputs):
+        return tf.zeros(tf.stack([tf.shape(inputs)[1], self.cell.units]), self.compute_dtype)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "cell": keras.saving.serialize_keras_object(self.cell),
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
+        return cls(**config)

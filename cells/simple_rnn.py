@@ -1,0 +1,44 @@
+"""SimpleRNNCell: h_t = activation(x_t W + h_{t-1} U + b)."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from cells.cell import Cell
+
+
+@keras.saving.register_keras_serializable(package="seqcast")
+class SimpleRNNCell(Cell):
+    """The Elman cell, weight for weight `keras.layers.SimpleRNNCell`.
+
+    Weights: `kernel` `[features, units]`, `recurrent_kernel` `[units, units]`,
+    `bias` `[units]`. One state, equal to the output.
+    """
+
+    def build(self, input_shape):
+        features = input_shape[-1]
+        self.kernel = self.add_weight(
+            shape=(features, self.units), name="kernel", initializer=self.kernel_initializer
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, self.units),
+            name="recurrent_kernel",
+            initializer=self.recurrent_initializer,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(self.units,), name="bias", initializer=self.bias_initializer
+            )
+
+    def step(self, x_t, states):
+        (h_previous,) = states
+        # Same ops and association as Keras, BiasAdd(x W, b) + h U, so rounding agrees too
+        # (BiasAdd's gradient kernel rounds differently from an add's under float16).
+        z = tf.matmul(x_t, self.kernel)
+        if self.bias is not None:
+            z = tf.nn.bias_add(z, self.bias)
+        z = z + tf.matmul(h_previous, self.recurrent_kernel)
+        h = self.activation(z) if self.activation is not None else z
+        return h, [h]

@@ -1,0 +1,502 @@
+"""Proof that seqcast's cells compute what `keras.layers.*` compute.
+
+One case builds a Keras built-in (SimpleRNN, LSTM, GRU, optionally inside Bidirectional,
+optionally stacked two deep) and the same thing from `cells`, gives both the same weights
+(copied, then perturbed so that no bias is zero), and compares:
+
+- the forward outputs and every returned state;
+- the gradients, under a random cotangent, with respect to the inputs, the initial states
+  (when given) and every weight.
+
+A tensor's difference is `max |ours - keras| / max |keras|` (the absolute difference when
+the reference is all zeros); a case's output and gradient differences are the largest over
+its tensors, and it passes when both are within the tolerance of its dtype. The tests in
+`tests/test_cells_*.py` and `engine verify` run these same functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+#: Largest allowed `max |ours - keras| / max |keras|`, per dtype policy.
+TOLERANCES = {
+    "float64": 1e-12,
+    "float32": 1e-5,
+    "mixed_float16": 2e-2,
+    "mixed_bfloat16": 2e-2,
+}
+CELLS = ("SimpleRNN", "LSTM", "GRU", "GRU(reset_after=False)")
+MERGE_MODES = ("concat", "sum", "ave", "mul", "none")
+MASKS = ("", "masking", "explicit")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One comparison. `bidirectional` is a merge mode ("none" for None) or "" for none;
+    `mask` is "" (no mask), "masking" (a `keras.layers.Masking` layer in front, padding
+    zeroed) or "explicit" (a `mask=` argument); `layers` stacks that many layers."""
+
+    cell: str
+    dtype: str
+    time: int = 8
+    features: int = 4
+    units: int = 6
+    batch: int = 4
+    return_sequences: bool = False
+    return_state: bool = False
+    go_backwards: bool = False
+    bidirectional: str = ""
+    mask: str = ""
+    initial_state: bool = False
+    layers: int = 1
+    unroll: bool = False
+    graph: bool = False
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise ValueError(f"unknown cell {self.cell!r}; one of {CELLS}")
+        if self.dtype not in TOLERANCES:
+            raise ValueError(f"unknown dtype {self.dtype!r}; one of {tuple(TOLERANCES)}")
+        if self.bidirectional not in ("", *MERGE_MODES):
+            raise ValueError(f"unknown merge mode {self.bidirectional!r}")
+        if self.mask not in MASKS:
+            raise ValueError(f"unknown mask {self.mask!r}")
+
+    @property
+    def config(self) -> str:
+        """A short, readable label of everything but the cell and dtype."""
+        parts = [f"T={self.time} F={self.features} U={self.units}"]
+        parts.append("seq" if self.return_sequences else "last")
+        if self.return_state:
+            parts.append("state")
+        if self.go_backwards:
+            parts.append("backwards")
+        if self.bidirectional:
+            parts.append(f"bidi:{self.bidirectional}")
+        if self.mask:
+            parts.append(f"mask:{self.mask}")
+        if self.initial_state:
+            parts.append("init")
+        if self.layers > 1:
+            parts.append(f"stack{self.layers}")
+        parts.append("unrolled" if self.unroll else "loop")
+        if self.graph:
+            parts.append("tf.function")
+        return " ".join(parts)
+
+    @property
+    def tolerance(self) -> float:
+        return TOLERANCES[self.dtype]
+
+
+@dataclass
+class Result:
+    """The outcome of one case (the keys of `engine verify --json`, plus a few)."""
+
+    cell: str
+    config: str
+    dtype: str
+    output_diff: float
+    gradient_diff: float
+    tolerance: float
+    passed: bool
+    seconds: float = 0.0
+    error: str | None = None
+    tensors: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        payload = asdict(self)
+        for key in ("output_diff", "gradient_diff"):
+            if not math.isfinite(payload[key]):
+                payload[key] = None  # JSON has no NaN / Infinity
+        return payload
+
+
+def full_grid(dtypes: Iterable[str] = ("float64", "float32")) -> list[Case]:
+    """The full grid: every cell, in each dtype, through every feature the issue names.
+
+    Per cell: return_sequences on and off; go_backwards; a Masking layer and an explicit
+    mask (rows padded at the start, the end, in the middle); initial_state; stacks of two;
+    Bidirectional in every merge mode; time lengths 1 and 64, feature sizes 1 and 4. Each
+    behaviour runs on both paths (unrolled and `tf.while_loop`).
+    """
+    shapes = [
+        dict(time=1, features=1),
+        dict(time=1, features=4, return_sequences=True, return_state=True, unroll=True),
+        dict(time=64, features=1, return_sequences=True, go_backwards=True),
+        dict(mask="masking", initial_state=True, go_backwards=True, return_state=True),
+        dict(go_backwards=True, initial_state=True, return_sequences=True, unroll=True),
+        dict(mask="masking", return_sequences=True, unroll=True),
+        dict(mask="explicit", return_sequences=True, return_state=True),
+        dict(layers=2, mask="masking", return_state=True),
+        dict(layers=2, return_sequences=True, go_backwards=True, unroll=True),
+        dict(bidirectional="concat", return_sequences=True, mask="explicit"),
+        dict(bidirectional="sum", initial_state=True, unroll=True),
+        dict(bidirectional="ave", return_sequences=True, mask="masking"),
+        dict(bidirectional="mul", return_sequences=True, mask="explicit", unroll=True),
+        dict(bidirectional="none", return_sequences=True, return_state=True, initial_state=True),
+    ]
+    cases = []
+    for dtype_index, dtype in enumerate(dtypes):
+        for cell in CELLS:
+            for shape in shapes:
+                if shape.get("time") == 64:
+                    # The long sequence is the slow one: one path per dtype, alternating.
+                    shape = dict(shape, unroll=dtype_index % 2 == 1)
+                cases.append(Case(cell=cell, dtype=dtype, **shape))
+    return cases
+
+
+def graph_subset(dtypes: Iterable[str] = ("float64", "float32")) -> list[Case]:
+    """The same comparisons inside one `tf.function` (graph mode, as training runs them):
+    both paths in each dtype, with masks, initial states, Bidirectional and a stack."""
+    loop = dict(time=64, return_sequences=True, mask="explicit", initial_state=True)
+    unrolled = dict(bidirectional="concat", mask="masking", return_state=True, unroll=True)
+    cells = iter(CELLS * len(tuple(dtypes)))
+    return [
+        Case(cell=next(cells), dtype=dtype, graph=True, **shape)
+        for dtype in dtypes
+        for shape in (loop, unrolled)
+    ]
+
+
+def mixed_subset(dtypes: Iterable[str] = ("mixed_float16", "mixed_bfloat16")) -> list[Case]:
+    """A representative subset under the mixed policies: each cell on both paths, a long
+    sequence, a mask, initial states, Bidirectional and a stack."""
+    shapes = [
+        dict(time=32, features=4, return_sequences=True, return_state=True, go_backwards=True),
+        dict(bidirectional="concat", mask="masking", initial_state=True, unroll=True),
+    ]
+    return [
+        # One long sequence per policy also runs inside a tf.function (graph mode).
+        Case(
+            cell=cell, dtype=dtype, graph=shape is shapes[0] and cell_index == dtype_index, **shape
+        )
+        for dtype_index, dtype in enumerate(dtypes)
+        for cell_index, cell in enumerate(CELLS)
+        for shape in shapes
+    ]
+
+
+def default_cases() -> list[Case]:
+    """What `engine verify` runs: the full grid in float64 and float32 (eager), the same
+    comparisons on a subset in graph mode, and a subset under the mixed policies."""
+    return full_grid() + graph_subset() + mixed_subset()
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Sets Keras's global dtype policy for the block, restoring the previous one after."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def disable_tf32() -> bool:
+    """On a GPU, turns TF32 matmuls off (they would round float32 to 10 mantissa bits).
+
+    Returns True when a GPU is present (and TF32 is now off).
+    """
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        return False
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    return True
+
+
+def relative_difference(ours, reference) -> float:
+    """`max |ours - reference| / max |reference|` in float64 (absolute if the reference is 0)."""
+    ours = np.asarray(ours, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if ours.shape != reference.shape:
+        return math.inf
+    if ours.size == 0:
+        return 0.0
+    if not (np.all(np.isfinite(ours)) and np.all(np.isfinite(reference))):
+        return math.inf
+    scale = float(np.max(np.abs(reference)))
+    difference = float(np.max(np.abs(ours - reference)))
+    return difference / scale if scale > 0 else difference
+
+
+def mask_pattern(batch: int, time_steps: int) -> np.ndarray:
+    """`[batch, time]` booleans: rows padded at the start, at the end, in the middle, none."""
+    mask = np.ones((batch, time_steps), dtype=bool)
+    pad = max(1, time_steps // 4)
+    for row in range(batch):
+        kind = row % 4
+        if kind == 0:
+            mask[row, :pad] = False
+        elif kind == 1:
+            mask[row, time_steps - pad :] = False
+        elif kind == 2:
+            middle = time_steps // 2
+            mask[row, middle : middle + pad] = False
+    return mask
+
+
+def _layer(library, case: Case, last: bool, ours: bool):
+    """One recurrent layer (inside Bidirectional if asked) from `keras.layers` or `cells`."""
+    kind = "GRU" if case.cell.startswith("GRU") else case.cell
+    kwargs = dict(
+        return_sequences=case.return_sequences if last else True,
+        return_state=case.return_state if last else False,
+        go_backwards=case.go_backwards if last else False,
+    )
+    if case.cell == "GRU(reset_after=False)":
+        kwargs["reset_after"] = False
+    if ours:
+        kwargs["unroll"] = case.unroll
+    layer = getattr(library, kind)(case.units, **kwargs)
+    if case.bidirectional:
+        merge_mode = None if case.bidirectional == "none" else case.bidirectional
+        layer = library.Bidirectional(layer, merge_mode=merge_mode)
+    return layer
+
+
+def _flat(outputs) -> list:
+    if isinstance(outputs, (list, tuple)):
+        return [tensor for item in outputs for tensor in _flat(item)]
+    return [outputs]
+
+
+class _Side:
+    """One side of a comparison: the layers and how to run them on (x, mask, states)."""
+
+    def __init__(self, case: Case, ours: bool):
+        import keras
+
+        import cells
+
+        library = cells if ours else keras.layers
+        self.case = case
+        self.masking = keras.layers.Masking(mask_value=0.0) if case.mask == "masking" else None
+        self.layers = [
+            _layer(library, case, last=index == case.layers - 1, ours=ours)
+            for index in range(case.layers)
+        ]
+
+    def __call__(self, x, mask, initial_state):
+        h = self.masking(x) if self.masking is not None else x
+        for index, layer in enumerate(self.layers):
+            kwargs = {}
+            if mask is not None:
+                kwargs["mask"] = mask
+            if index == 0 and initial_state is not None:
+                kwargs["initial_state"] = list(initial_state)
+            h = layer(h, **kwargs)
+        return _flat(h)
+
+    @property
+    def weights(self) -> list:
+        return [weight for layer in self.layers for weight in layer.trainable_weights]
+
+
+def compare(case: Case, seed: int = 0) -> Result:
+    """Runs one case and returns its differences (a failed build or run is a failed case)."""
+    start = time.perf_counter()
+    try:
+        with dtype_policy(case.dtype):
+            output_diff, gradient_diff, tensors = _compare(case, seed)
+        error = None
+    except Exception as failure:  # noqa: BLE001 - a case that cannot run has failed
+        output_diff = gradient_diff = math.inf
+        tensors = {}
+        error = f"{type(failure).__name__}: {_first_line(failure)}"
+    passed = error is None and output_diff <= case.tolerance and gradient_diff <= case.tolerance
+    return Result(
+        cell=case.cell,
+        config=case.config,
+        dtype=case.dtype,
+        output_diff=output_diff,
+        gradient_diff=gradient_diff,
+        tolerance=case.tolerance,
+        passed=bool(passed),
+        seconds=round(time.perf_counter() - start, 3),
+        error=error,
+        tensors=tensors,
+    )
+
+
+def _first_line(failure: Exception) -> str:
+    """The message of an error in one line (Keras wraps layer errors in a generic first line)."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(failure).splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
+        lines = lines[1:]
+    return lines[0][:200] if lines else ""
+
+
+def _compare(case: Case, seed: int) -> tuple[float, float, dict]:
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    float_dtype = "float64" if case.dtype == "float64" else "float32"
+    x = rng.normal(size=(case.batch, case.time, case.features))
+    mask = None
+    if case.mask:
+        mask_np = mask_pattern(case.batch, case.time)
+        if case.mask == "masking":
+            x = x * mask_np[:, :, None]  # Masking marks all-zero steps as padding
+        else:
+            mask = tf.constant(mask_np)
+    x = tf.constant(x, dtype=float_dtype)
+    num_states = 2 if case.cell == "LSTM" else 1
+    initial_state = None
+    if case.initial_state:
+        count = num_states * (2 if case.bidirectional else 1)
+        initial_state = [
+            tf.constant(rng.normal(size=(case.batch, case.units)), dtype=float_dtype)
+            for _ in range(count)
+        ]
+
+    ours, reference = _Side(case, ours=True), _Side(case, ours=False)
+    # Build both on one short step, then give both the same, perturbed weights.
+    for side in (reference, ours):
+        side(
+            x[:1, :1],
+            None if mask is None else mask[:1, :1],
+            None if initial_state is None else [state[:1] for state in initial_state],
+        )
+    if len(ours.weights) != len(reference.weights):
+        raise AssertionError("ours and keras have different numbers of weights")
+    for ours_weight, reference_weight in zip(ours.weights, reference.weights):
+        if tuple(ours_weight.shape) != tuple(reference_weight.shape):
+            raise AssertionError(f"weight {ours_weight.path}: shapes differ")
+        value = np.asarray(reference_weight.numpy(), dtype=np.float64)
+        # Noise of either sign, at least 0.02 in size: no bias stays zero.
+        noise = rng.uniform(0.02, 0.2, size=value.shape) * rng.choice([-1.0, 1.0], value.shape)
+        value = (value + noise).astype(reference_weight.dtype)
+        reference_weight.assign(value)
+        ours_weight.assign(value)
+
+    cotangents: list = []  # drawn once, on the first side's output shapes, then shared
+
+    def cotangent(index: int, shape) -> np.ndarray:
+        while len(cotangents) <= index:
+            cotangents.append(rng.normal(size=tuple(shape)))
+        return cotangents[index]
+
+    def forward_backward(side, x, initial_state):
+        """Outputs and d(sum(outputs * cotangents)) / d(inputs, states, weights)."""
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            if initial_state is not None:
+                tape.watch(initial_state)
+            outputs = side(x, mask, initial_state)
+            loss = tf.add_n(
+                [
+                    tf.reduce_sum(
+                        tf.cast(output, float_dtype)
+                        * tf.constant(cotangent(index, output.shape), float_dtype)
+                    )
+                    for index, output in enumerate(outputs)
+                ]
+            )
+        sources = [x, *(initial_state or []), *side.weights]
+        return outputs, tape.gradient(loss, sources)
+
+    def both(x, initial_state):
+        return forward_backward(reference, x, initial_state), forward_backward(
+            ours, x, initial_state
+        )
+
+    if case.graph:
+        # One graph for both sides (one trace); nothing in it needs autograph.
+        both = tf.function(both, autograph=False)
+    (reference_outputs, reference_gradients), (ours_outputs, ours_gradients) = (
+        tf.nest.map_structure(lambda t: t.numpy(), both(x, initial_state))
+    )
+    if len(ours_outputs) != len(reference_outputs):
+        raise AssertionError("ours and keras return different numbers of tensors")
+    tensors = {}
+    for index, (a, b) in enumerate(zip(ours_outputs, reference_outputs)):
+        tensors[f"output[{index}]"] = relative_difference(a, b)
+    names = ["d/inputs"] + [f"d/initial_state[{i}]" for i in range(len(initial_state or []))]
+    names += [f"d/{weight.path}" for weight in reference.weights]
+    for name, a, b in zip(names, ours_gradients, reference_gradients):
+        tensors[name] = relative_difference(a, b)
+    output_diff = max(v for k, v in tensors.items() if k.startswith("output"))
+    gradient_diff = max(v for k, v in tensors.items() if k.startswith("d/"))
+    return output_diff, gradient_diff, tensors
+
+
+def run_verify(
+    cases: list[Case] | None = None,
+    progress: Callable[[int, int, Result], None] | None = None,
+    seed: int = 0,
+) -> dict:
+    """Runs `cases` (default: `default_cases()`) and returns the report of `engine verify`.
+
+    `{"passed": bool, "cases": [{"cell", "config", "dtype", "output_diff", "gradient_diff",
+    "tolerance", "passed", ...}], "gpu": bool, "tf32_disabled": bool, "max_diff": {...},
+    "seconds": float}`.
+    """
+    import tensorflow as tf
+
+    cases = default_cases() if cases is None else cases
+    gpu = disable_tf32()
+    start = time.perf_counter()
+    results = []
+    for index, case in enumerate(cases):
+        result = compare(case, seed=seed + index)
+        results.append(result)
+        if progress is not None:
+            progress(index + 1, len(cases), result)
+    largest: dict[str, dict[str, float]] = {}
+    for result in results:
+        entry = largest.setdefault(result.dtype, {"output_diff": 0.0, "gradient_diff": 0.0})
+        for key in entry:
+            value = getattr(result, key)
+            entry[key] = value if not math.isfinite(value) else max(entry[key], value)
+    return {
+        "passed": all(result.passed for result in results),
+        "cases": [result.as_json() for result in results],
+        "gpu": gpu,
+        "tf32_disabled": gpu and not tf.config.experimental.tensor_float_32_execution_enabled(),
+        "max_diff": largest,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def format_table(report: dict) -> str:
+    """The report as a fixed-width table, one row per case."""
+    rows = report["cases"]
+    cell_width = max([len("cell")] + [len(row["cell"]) for row in rows]) + 2
+    config_width = max([len("configuration")] + [len(row["config"]) for row in rows]) + 2
+    lines = [
+        f"{'cell':<{cell_width}}{'configuration':<{config_width}}{'dtype':<16}"
+        f"{'output':>9}{'gradient':>10}{'tolerance':>11}  result"
+    ]
+    for row in rows:
+        verdict = "pass" if row["passed"] else "FAIL"
+        if row.get("error"):
+            verdict += f" ({row['error']})"
+        lines.append(
+            f"{row['cell']:<{cell_width}}{row['config']:<{config_width}}{row['dtype']:<16}"
+            f"{_figure(row['output_diff']):>9}{_figure(row['gradient_diff']):>10}"
+            f"{row['tolerance']:>11.0e}  {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def _figure(value) -> str:
+    return "n/a" if value is None else f"{value:.1e}"
+
+
+def replace_dtype(cases: Iterable[Case], dtype: str) -> list[Case]:
+    """The same cases under another dtype policy."""
+    return [replace(case, dtype=dtype) for case in cases]
