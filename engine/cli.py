@@ -333,18 +333,28 @@ def train_options(function):
         column_option,
         date_column_option,
         split_option,
-        click.option("--window-size", type=int, help="Input window length (default 20)."),
+        click.option(
+            "--window-size", type=int, help="Input window (model default: 20, seasonal: period+19)."
+        ),
         click.option("--batch-size", type=int, help="Batch size (default 32)."),
-        click.option("--epochs", type=int, help="Epochs (default 100)."),
-        click.option("--model", help="rnn (default), lstm, bilstm, gru or conv-lstm."),
+        click.option("--epochs", type=int, help="Epochs (default 60)."),
+        click.option(
+            "--period",
+            type=int,
+            help="Seasonal period (seasonal models; the course series knows its own, 365).",
+        ),
+        click.option(
+            "--model",
+            help="seasonal-gru (default), rnn, lstm, bilstm, gru or conv-lstm.",
+        ),
         click.option("--cells", help="custom (ours, default) or keras (the built-ins)."),
         click.option("--units", type=int, help="Units per recurrent layer (model default)."),
         click.option("--layers", type=int, help="Recurrent layers (model default)."),
         click.option("--optimizer", help="adam (default) or sgd (momentum 0.9)."),
-        click.option("--lr", type=float, help="Learning rate (default 1e-3)."),
+        click.option("--lr", type=float, help="Learning rate (default 2e-3)."),
         click.option("--lr-schedule", help="cosine (default) or constant."),
         click.option("--loss", help="huber (default), mse or mae."),
-        click.option("--huber-delta", type=float, help="Huber's delta, series units (default 1)."),
+        click.option("--huber-delta", type=float, help="Huber's delta, series units (default 10)."),
         click.option("--precision", help="float32 (default), mixed_float16 or mixed_bfloat16."),
         click.option("--clip-norm", type=float, help="Clip each gradient's norm."),
         click.option("--clip-global-norm", type=float, help="Clip the global gradient norm."),
@@ -366,7 +376,11 @@ def train_options(function):
             "validation MAE (best weights are restored either way).",
         ),
         click.option("--strategy", help="default (one device), mirrored or multi-worker."),
-        click.option("--replicas", type=int, help="Logical CPU devices for --strategy mirrored."),
+        click.option(
+            "--replicas",
+            type=int,
+            help="For --strategy mirrored: the first N GPUs, or N logical CPU devices without one.",
+        ),
     ]
     for option in reversed(options):
         function = option(function)

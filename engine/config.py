@@ -32,23 +32,24 @@ class TrainConfig:
     column: str | None = None
     date_column: str | None = None
     split: str | None = None
-    window_size: int = 20
+    window_size: int | None = None  # the model's default: 20, or period + 19 if seasonal
+    period: int | None = None  # seasonal period; the course series knows its own (365)
     batch_size: int = 32
     shuffle_buffer: int = 1000
     # model
-    model: str = "rnn"
+    model: str = "seasonal-gru"
     cells: str = "custom"
     units: int | None = None
     layers: int | None = None
-    anchor: str = "last"
+    anchor: str | None = None  # the model's default
     # optimisation
-    epochs: int = 100
+    epochs: int = 60
     optimizer: str = "adam"
-    lr: float = 1e-3
+    lr: float = 2e-3
     momentum: float = 0.9
     lr_schedule: str = "cosine"
     loss: str = "huber"
-    huber_delta: float = 1.0
+    huber_delta: float = 10.0  # series units: about two noise sigmas of the course series
     clip_norm: float | None = None
     clip_global_norm: float | None = None
     clip_value: float | None = None
@@ -78,13 +79,23 @@ class TrainConfig:
             "anchor": ("last", "mean", "none"),
         }
         for name, allowed in choices.items():
+            if name == "anchor" and self.anchor is None:
+                continue
             if getattr(self, name) not in allowed:
                 raise InputError(
                     f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
                     f"not {getattr(self, name)!r}"
                 )
-        for name in ("window_size", "batch_size", "epochs", "replicas"):
-            if getattr(self, name) < 1:
+        for name in (
+            "window_size",
+            "period",
+            "units",
+            "layers",
+            "batch_size",
+            "epochs",
+            "replicas",
+        ):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise InputError(f"--lr must be a positive number, not {self.lr}")

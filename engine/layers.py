@@ -77,3 +77,45 @@ class UnscaleForecast(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="seqcast")
+class SeasonalChannels(keras.layers.Layer):
+    """Align this year's recent values with last year's at the same phase.
+
+    `[batch, time, 1]` scaled window -> `[batch, recent, leads + 2]`, `time >= recent +
+    period - 1`. Step `i` (time `u = t - recent + i`, `t` the forecast's time) holds `x[u]`
+    and last year's `x[u - period + 1 + j]` for `j = 0..leads`: at its last step the
+    recurrence sees last year's value at the forecast's own phase and the `leads` values
+    after it, so a seasonal jump is visible a year ahead without a recurrence over a
+    whole period.
+    """
+
+    def __init__(self, recent: int = 20, period: int = 365, leads: int = 10, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.recent, self.period, self.leads = int(recent), int(period), int(leads)
+
+    @property
+    def window_size(self) -> int:
+        """The shortest window this layer can read."""
+        return self.recent + self.period - 1
+
+    def call(self, scaled):
+        channels = [scaled[:, -self.recent :, :]]
+        for lead in range(self.leads + 1):
+            start = -(self.recent + self.period - 1 - lead)
+            stop = -(self.period - 1 - lead)
+            channels.append(scaled[:, start : stop if stop < 0 else None, :])
+        return ops.concatenate(channels, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.recent, self.leads + 2)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "recent": self.recent,
+            "period": self.period,
+            "leads": self.leads,
+        }

@@ -49,10 +49,16 @@ def find_lr(
 
     from engine.data import windowed_dataset
     from engine.plots import plot_lr_sweep
-    from engine.prepare import apply_precision, build_run_model, make_optimizer, prepare_data
+    from engine.prepare import (
+        apply_precision,
+        build_run_model,
+        make_optimizer,
+        prepare_data,
+        resolve_config,
+    )
     from engine.train import Progress, make_train_step
 
-    config = config.validate()
+    config = resolve_config(config.validate())
     if not 0 < min_lr < max_lr:
         raise RunFailed("--min-lr must be positive and below --max-lr")
     progress = Progress(quiet)

@@ -36,6 +36,24 @@ class RunData:
         return len(self.train) - self.valid_windows.shape[1]
 
 
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """Fill in the model's defaults (window size, anchor, units, layers, period); the
+    series' own period (365 for the course series) serves seasonal models."""
+    from engine.models import resolve_model_settings
+
+    if config.window_size and config.anchor and config.units and config.layers:
+        if config.period or not _is_seasonal(config.model):
+            return config
+    series = load_series(config.data, column=config.column, date_column=config.date_column)
+    return resolve_model_settings(config, series.period)
+
+
+def _is_seasonal(model: str) -> bool:
+    from engine.models import MODELS
+
+    return model in MODELS and MODELS[model].seasonal
+
+
 def prepare_data(config: TrainConfig) -> RunData:
     """Load and split the series; validation windows end just before each validation point."""
     loaded = load_series(config.data, column=config.column, date_column=config.date_column)
@@ -72,6 +90,7 @@ def build_run_model(config: TrainConfig, data: RunData):
         scale=data.normalization.std,
         anchor=config.anchor,
         offset=data.normalization.mean,
+        period=config.period,
     )
 
 

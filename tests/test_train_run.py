@@ -13,6 +13,7 @@ import pytest
 
 from engine.config import TrainConfig, load_config
 from engine.errors import InputError
+from engine.prepare import resolve_config
 from engine.train import train
 
 SMALL = dict(model="rnn", units=8, layers=1, window_size=20)
@@ -51,9 +52,10 @@ def test_run_dir_holds_everything(finished_run):
     best = min(metrics, key=lambda m: m["val_mae"])
     assert summary["best_epoch"] == best["epoch"]
     assert summary["val_mae"] == pytest.approx(best["val_mae"], rel=1e-6)
-    assert load_config(run_dir / "config.toml") == TrainConfig(
-        **SMALL, epochs=3, run_dir=str(run_dir)
-    )
+    # The run records the resolved settings (the model's defaults filled in).
+    written = load_config(run_dir / "config.toml")
+    assert written == resolve_config(TrainConfig(**SMALL, epochs=3, run_dir=str(run_dir)))
+    assert (written.anchor, written.units, written.layers) == ("last", 8, 1)
 
 
 def test_same_seed_same_figures(finished_run, tmp_path):
@@ -175,3 +177,18 @@ def test_config_file_then_flags(tmp_path):
     path.write_text("no_such_key = 1\n")
     with pytest.raises(InputError, match="unknown setting"):
         load_config(path)
+
+
+def test_default_model_is_seasonal_and_resolves_its_window():
+    config = resolve_config(TrainConfig())
+    assert (config.model, config.period, config.window_size) == ("seasonal-gru", 365, 384)
+    with pytest.raises(InputError, match="--window-size of at least 384"):
+        resolve_config(TrainConfig(window_size=100))
+
+
+def test_seasonal_model_on_a_csv_needs_a_period(tmp_path):
+    path = tmp_path / "series.csv"
+    path.write_text("value\n" + "\n".join(str(i % 7) for i in range(200)) + "\n")
+    with pytest.raises(InputError, match="--period"):
+        resolve_config(TrainConfig(data=str(path)))
+    assert resolve_config(TrainConfig(data=str(path), period=7)).window_size == 26
