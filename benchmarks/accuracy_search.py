@@ -39,7 +39,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from engine.data import COURSE_PERIOD, COURSE_SPLIT, course_series, window_pairs  # noqa: E402
-from engine.layers import ScaleWindow, UnscaleForecast  # noqa: E402
+from engine.layers import ScaleWindow, SeasonalChannels, UnscaleForecast  # noqa: E402
 from engine.models import build_model  # noqa: E402
 
 # Named configurations worth rerunning (see the module docstring for the command).
@@ -61,37 +61,6 @@ PRESETS = {
         batch_size=32,
     ),
 }
-
-
-@keras.saving.register_keras_serializable(package="accuracy_search")
-class SeasonalChannels(keras.layers.Layer):
-    """`[batch, time, 1]` scaled window -> `[batch, recent, 2 + leads]` aligned channels.
-
-    Step `i` of the output (time `u = t - recent + i`, `t` the forecast time) holds `x[u]`
-    and last year's `x[u - period + 1 + j]` for `j = 0..leads`: at the last step the model
-    sees last year's value at the forecast's own phase and the `leads` values after it.
-    Needs `time >= recent + period - 1`.
-    """
-
-    def __init__(self, recent: int, period: int, leads: int, **kwargs):
-        super().__init__(**kwargs)
-        self.recent, self.period, self.leads = recent, period, leads
-
-    def call(self, scaled):
-        channels = [scaled[:, -self.recent :, :]]
-        for j in range(self.leads + 1):
-            start = -(self.recent + self.period - 1 - j)
-            stop = -(self.period - 1 - j)
-            channels.append(scaled[:, start : stop if stop < 0 else None, :])
-        return keras.ops.concatenate(channels, axis=-1)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "recent": self.recent,
-            "period": self.period,
-            "leads": self.leads,
-        }
 
 
 def build_seasonal(args: argparse.Namespace, scale: float) -> keras.Model:
