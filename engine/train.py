@@ -16,6 +16,12 @@ import tensorflow as tf
 
 from engine.config import TrainConfig, load_config
 from engine.data import windowed_dataset
+from engine.distribute import (
+    distribute_dataset,
+    make_strategy,
+    sum_gradients_in_step,
+    write_dir,
+)
 from engine.errors import InputError, RunFailed
 from engine.fast_path import step_options
 from engine.losses import get_loss
@@ -27,30 +33,51 @@ from engine.prepare import (
     current_lr,
     make_optimizer,
     prepare_data,
+    resolve_config,
     steps_per_epoch,
 )
 
 
 def make_train_step(model, optimizer, loss_fn, jit_compile: bool = False):
-    """One optimisation step on a batch `(windows [batch, time], targets [batch])`.
+    """One optimisation step on a global batch `(windows [batch, time], targets [batch])`,
+    split among the replicas of the current strategy (build it in `strategy.scope()`).
 
-    Returns `(loss, grads_finite)`. Under mixed_float16 the optimizer is a
-    `LossScaleOptimizer`: the loss is scaled inside the tape, and `apply` unscales the
-    gradients, skips the step if any is non-finite and adjusts the scale. For any other
-    optimizer `scale_loss` is the identity. Clipping is the optimizer's (`clipnorm`,
-    `global_clipnorm` or `clipvalue`), applied to the unscaled gradients.
+    Returns `(loss, grads_finite)`: the mean loss over the global batch, and whether every
+    gradient was finite. Each replica weights its own mean loss by its share of the global
+    batch (what `tf.nn.compute_average_loss` does with per-example losses), so the summed
+    gradients are those of the global mean, also for a partial last batch split unevenly.
+    The gradients are summed across replicas before the optimizer sees them, so its clipping
+    (`clipnorm`, `global_clipnorm` or `clipvalue`) acts on the global gradient. Under
+    mixed_float16 the optimizer is a `LossScaleOptimizer`: the loss is scaled inside the tape,
+    and `apply` unscales the gradients, skips the step if any is non-finite (the same verdict
+    on every replica, as they hold the same sums) and adjusts the scale. For any other
+    optimizer `scale_loss` is the identity. Under the default strategy every sum is the
+    identity and every share is 1.
     """
+    strategy = tf.distribute.get_strategy()
+    sum_gradients_in_step(optimizer)
 
-    @tf.function(jit_compile=jit_compile)
-    def train_step(windows, targets):
+    def replica_step(windows, targets):
+        replica = tf.distribute.get_replica_context()
+        local_count = tf.cast(tf.shape(targets)[0], tf.float32)
+        share = local_count / replica.all_reduce(tf.distribute.ReduceOp.SUM, local_count)
         with tf.GradientTape() as tape:
             predictions = model(windows, training=True)
-            loss = loss_fn(targets[:, None], predictions)
+            # multiply_no_nan: a replica left without examples adds 0, not the NaN of an empty mean
+            loss = tf.math.multiply_no_nan(loss_fn(targets[:, None], predictions), share)
             scaled_loss = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled_loss, model.trainable_variables)
+        grads = replica.all_reduce(tf.distribute.ReduceOp.SUM, grads)
         grads_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
         optimizer.apply(grads, model.trainable_variables)
         return loss, grads_finite
+
+    # XLA cannot compile a step that spans devices (Keras turns it off under tf.distribute too).
+    @tf.function(jit_compile=jit_compile and not tf.distribute.has_strategy())
+    def train_step(windows, targets):
+        loss, grads_finite = strategy.run(replica_step, args=(windows, targets))
+        loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        return loss, strategy.experimental_local_results(grads_finite)[0]
 
     return train_step
 
@@ -113,13 +140,19 @@ def _read_metrics(path: Path, up_to_epoch: int) -> list[dict]:
 
 
 def resolve_run(config: TrainConfig, resume: bool) -> TrainConfig:
-    """On `--resume` the run's own config.toml wins (only `epochs` may be raised)."""
+    """On `--resume` the run's own config.toml wins, except `epochs` (which may be raised) and
+    where it runs (`strategy`, `replicas`): a run may resume on another number of replicas."""
     run_dir = Path(config.run_dir)
     saved = run_dir / "config.toml"
     if resume:
         if not saved.exists():
             raise InputError(f"{run_dir}: nothing to resume (no config.toml)")
-        return load_config(saved).replace(run_dir=config.run_dir, epochs=config.epochs)
+        return load_config(saved).replace(
+            run_dir=config.run_dir,
+            epochs=config.epochs,
+            strategy=config.strategy,
+            replicas=config.replicas,
+        )
     if (run_dir / "checkpoints").exists():
         raise InputError(f"{run_dir} already holds a run: use --resume, or another --run-dir")
     return config
@@ -133,8 +166,10 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
     from engine.plots import plot_forecast, plot_losses
 
     # --- setup -------------------------------------------------------------------
-    config = resolve_run(config, resume).validate()
-    run_dir = Path(config.run_dir)
+    config = resolve_config(resolve_run(config, resume)).validate()
+    strategy = make_strategy(config)  # first: devices and collectives precede TF's runtime
+    run_dir = Path(config.run_dir)  # the run, read on --resume by every process
+    out = write_dir(strategy, run_dir)  # what this process writes: run_dir on the chief
     progress = Progress(quiet)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -142,15 +177,16 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
     keras.utils.set_random_seed(config.seed)
     data: RunData = prepare_data(config)
     steps = steps_per_epoch(config, data)
-    model = build_run_model(config, data)
-    optimizer = make_optimizer(config, total_steps=steps * config.epochs)
-    optimizer.build(model.trainable_variables)
     loss_fn = get_loss(config.loss, config.huber_delta)
-    train_step = make_train_step(model, optimizer, loss_fn, **step_options(config))
+    with strategy.scope():  # variables mirrored on every replica, the step run on each
+        model = build_run_model(config, data)
+        optimizer = make_optimizer(config, total_steps=steps * config.epochs)
+        optimizer.build(model.trainable_variables)
+        train_step = make_train_step(model, optimizer, loss_fn, **step_options(config))
     predict = make_predict(model)
 
-    (run_dir / "plots").mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.toml").write_text(config.to_toml())
+    (out.path / "plots").mkdir(parents=True, exist_ok=True)
+    (out.path / "config.toml").write_text(config.to_toml())
     epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
     best_val_mae = tf.Variable(math.inf, dtype=tf.float64, name="best_val_mae")
     best_epoch = tf.Variable(0, dtype=tf.int64, name="best_epoch")
@@ -161,21 +197,26 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         best_val_mae=best_val_mae,
         best_epoch=best_epoch,
     )
-    manager = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints", max_to_keep=2)
+    manager = tf.train.CheckpointManager(checkpoint, out.path / "checkpoints", max_to_keep=2)
     best_manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(model=model), run_dir / "checkpoints" / "best", max_to_keep=1
+        tf.train.Checkpoint(model=model), out.path / "checkpoints" / "best", max_to_keep=1
     )
-    if resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))  # any replica count wrote it
+    if resume and latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
         progress.line(f"resumed {run_dir} after epoch {int(epoch.numpy())}")
-    metrics_path = run_dir / "metrics.jsonl"
-    history = _read_metrics(metrics_path, int(epoch.numpy()))
+    metrics_path = out.path / "metrics.jsonl"
+    history = _read_metrics(run_dir / "metrics.jsonl", int(epoch.numpy()))
     metrics_path.write_text("".join(json.dumps(entry) + "\n" for entry in history))
-    writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
+    writer = tf.summary.create_file_writer(str(out.path / "tensorboard"))
+    replicas = strategy.num_replicas_in_sync
     progress.line(
         f"training {config.model} ({config.cells} cells, {model.count_params()} weights) on "
         f"{data.description}: {data.split} training / {len(data.valid_targets)} validation points"
+        + (f", {replicas} replicas ({config.strategy})" if config.strategy != "default" else "")
     )
+    if out.temporary:
+        progress.line(f"not the chief: this worker writes to {out.path}, removed at the end")
 
     started = time.perf_counter()
     stop_reason = "completed all epochs"
@@ -187,10 +228,11 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         dataset = windowed_dataset(
             data.train,
             config.window_size,
-            config.batch_size,
+            config.batch_size,  # the global batch, split among the replicas
             config.shuffle_buffer,
             seed=epoch_shuffle_seed(config.seed, current),
         )
+        dataset = distribute_dataset(strategy, dataset)
         losses, skipped = [], 0
         bar = progress.epoch_bar(current, config.epochs, steps)
         for windows, targets in dataset:
@@ -207,7 +249,7 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         if not math.isfinite(train_loss) or (config.precision != "mixed_float16" and skipped):
             raise RunFailed(
                 f"training diverged in epoch {current} (non-finite loss); the last good "
-                f"checkpoint is in {run_dir / 'checkpoints'}; try a lower --lr or clipping"
+                f"checkpoint is in {out.path / 'checkpoints'}; try a lower --lr or clipping"
             )
 
         # --- evaluate and log ----------------------------------------------------
@@ -253,7 +295,7 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
     # --- finish: best weights, model, summary, plots ---------------------------------
     if best_manager.latest_checkpoint:
         tf.train.Checkpoint(model=model).restore(best_manager.latest_checkpoint).expect_partial()
-    model.save(run_dir / "model.keras")
+    model.save(out.path / "model.keras")
     forecast = predict_in_batches(predict, data.valid_windows)
     val = figures(data.valid_targets, forecast)
     summary = {
@@ -264,18 +306,19 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         "seconds": sum(entry["seconds"] for entry in history),
         "stop_reason": stop_reason,
         "weights": int(model.count_params()),
+        "replicas": replicas,
         "data": data.description,
         "baselines": compute_baselines(data.series, data.split, data.period),
         "config": config.as_dict(),
     }
-    _write_json(run_dir / "summary.json", summary)
-    plot_losses(history, run_dir / "plots" / "loss.png")
+    _write_json(out.path / "summary.json", summary)
+    plot_losses(history, out.path / "plots" / "loss.png")
     valid_time = np.arange(data.split, data.split + len(forecast))
     plot_forecast(
         valid_time,
         data.valid_targets,
         forecast,
-        run_dir / "plots" / "forecast.png",
+        out.path / "plots" / "forecast.png",
         f"{config.model}: validation MAE {val['mae']:.3f}",
     )
     progress.line(
@@ -283,4 +326,5 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         f"{summary['best_epoch']}: validation MAE {val['mae']:.4f} (naive "
         f"{summary['baselines']['naive']['mae']:.4f})"
     )
+    out.cleanup()  # a worker's temporary copy; never the run dir
     return summary
