@@ -51,8 +51,13 @@ def seasonal_difference_forecast(
 def compute_baselines(
     series: np.ndarray, split: int, period: int | None = None, window: int = DEFAULT_MOVING_AVERAGE
 ) -> dict:
-    """All baselines that apply, as `{"naive": {"mae", "mse"}, "moving_average": {...}, ...}`."""
+    """All baselines that apply, as `{"naive": {"mae", "mse"}, "moving_average": {...}, ...}`.
+
+    A short training part shortens the moving average's window to what it holds (the
+    figure records the window used); `moving_average_forecast` alone refuses instead.
+    """
     truth = np.asarray(series[split:])
+    window = min(window, split)
 
     def scored(forecast: np.ndarray, **extra) -> dict:
         return {**extra, "mae": mae(truth, forecast), "mse": mse(truth, forecast)}

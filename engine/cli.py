@@ -80,6 +80,11 @@ def baselines(data, column, date_column, split, moving_average_window, period, a
 
     series = load_series(data, column=column, date_column=date_column)
     index = split_index(len(series.values), split)
+    if moving_average_window > index:
+        raise InputError(
+            f"too few rows for one window: the training part has {index} points, the "
+            f"moving average needs {moving_average_window}"
+        )
     results = compute_baselines(
         series.values, index, period=period or series.period, window=moving_average_window
     )

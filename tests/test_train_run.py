@@ -192,3 +192,14 @@ def test_seasonal_model_on_a_csv_needs_a_period(tmp_path):
     with pytest.raises(InputError, match="--period"):
         resolve_config(TrainConfig(data=str(path)))
     assert resolve_config(TrainConfig(data=str(path), period=7)).window_size == 26
+
+
+def test_csv_too_short_for_one_window_exits_2(tmp_path):
+    path = tmp_path / "short.csv"
+    path.write_text("value\n" + "\n".join(str(i) for i in range(15)) + "\n")  # 10 to train on
+    result = run_engine(
+        "train", "--data", str(path), "--model", "rnn", "--run-dir", str(tmp_path / "r")
+    )
+    assert result.returncode == 2
+    assert "too few rows for one window" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
