@@ -10,7 +10,7 @@ from cells.cell import Cell
 from cells.gru import GRUCell
 from cells.layers import GRU, LSTM, SimpleRNN
 from cells.lstm import LSTMCell
-from cells.recurrent import AUTO_UNROLL_MAX_STEPS, Recurrent
+from cells.recurrent import AUTO_UNROLL_MAX_STEPS, Recurrent, automatic_unroll
 from cells.simple_rnn import SimpleRNNCell
 
 __all__ = [
@@ -24,4 +24,5 @@ __all__ = [
     "Recurrent",
     "SimpleRNN",
     "SimpleRNNCell",
+    "automatic_unroll",
 ]

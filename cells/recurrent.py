@@ -13,12 +13,31 @@ It owns everything about time, for every cell alike: unrolling, `return_sequence
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
 #: With `unroll=None`, a statically known time length up to this many steps is unrolled in
 #: Python; longer or unknown lengths run in a `tf.while_loop` (see benchmarks/cells_loop.py).
 AUTO_UNROLL_MAX_STEPS = 64
+
+# What `unroll=None` means while `automatic_unroll(...)` is active (None: the rule above).
+_automatic_unroll: bool | None = None
+
+
+@contextlib.contextmanager
+def automatic_unroll(unroll: bool | None):
+    """Within this context (at trace time), layers built with `unroll=None` unroll if
+    `unroll` is True, loop if False, or follow `AUTO_UNROLL_MAX_STEPS` if None. A layer's
+    own explicit `unroll` and its saved config are untouched. Lets a caller trace the
+    plain while-loop path (`engine train --no-fast`) from the same model."""
+    global _automatic_unroll
+    previous, _automatic_unroll = _automatic_unroll, unroll
+    try:
+        yield
+    finally:
+        _automatic_unroll = previous
 
 
 @keras.saving.register_keras_serializable(package="seqcast")
@@ -87,6 +106,8 @@ class Recurrent(keras.layers.Layer):
 
     def _unrolls(self, time_steps: int | None) -> bool:
         if self.unroll is None:
+            if _automatic_unroll is not None:
+                return _automatic_unroll and time_steps is not None
             return time_steps is not None and time_steps <= AUTO_UNROLL_MAX_STEPS
         if self.unroll and time_steps is None:
             raise ValueError("unroll=True needs a statically known time length")

@@ -1,7 +1,24 @@
-"""Which fast path a training step takes, decided in one place.
+"""Which fast path a training step takes, decided in one place, from measurements.
 
-`--fast` (the default) lets the engine pick the fastest measured settings for the step;
-`--no-fast` gives the plain path: a `tf.function` without XLA, and the cells' generic loop.
+On CPU the fastest recurrent step measured (benchmarks/train_step.py, README "Performance")
+is a plain `tf.function` over statically unrolled cells: the cells unroll by themselves when
+the window length is known (`cells.recurrent.AUTO_UNROLL_MAX_STEPS`), and the engine's step
+sees known lengths, as it is called on concrete batches. XLA (`jit_compile=True`) was not
+clearly faster on the shapes measured, and compiling an unrolled 64-step stack took minutes
+(ms per step, medians of 3 rounds on 2 shared cores, plain unrolled / XLA over the loop /
+XLA unrolled):
+- rnn, window 20, batch 32: 3.7 / 5.4 / 4.3;
+- gru, window 64, batch 256: 226 / 265 / not run;
+- lstm, window 64, batch 32: 59 / 44 / 212 after a 206 s compile; the plain unrolled step
+  measured 50 in the full benchmark, so XLA over the loop may win here, within the spread.
+So the fast path does not pick XLA, for float32 and for the mixed policies alike: under
+mixed_float16 and mixed_bfloat16 an XLA step runs on CPU, but was no faster than the plain one
+(rnn, window 20, batch 32: 4-7 ms a step either way, against 3.5 ms in float32), and an
+unrolled long window would pay the same compile time. No GPU was measured: there too the
+plain step is used until a measurement says otherwise.
+
+`--no-fast` is the plain path: no XLA, and our cells' generic `tf.while_loop` instead of
+the static unroll.
 """
 
 from __future__ import annotations
@@ -10,5 +27,17 @@ from engine.config import TrainConfig
 
 
 def step_options(config: TrainConfig) -> dict:
-    """Keyword arguments for `make_train_step`: currently whether to XLA-compile the step."""
-    return {"jit_compile": False}
+    """Keyword arguments for `make_train_step(model, optimizer, loss_fn, **options)`.
+
+    `jit_compile`: whether to XLA-compile the step; False on every measured configuration
+    (see the module docstring). `unroll`: None lets the cells unroll known short windows
+    (the fast path); False forces their while-loop (the plain path).
+    """
+    if not config.fast:
+        return {"jit_compile": False, "unroll": False}
+    return {"jit_compile": _xla_measured_faster(config), "unroll": None}
+
+
+def _xla_measured_faster(config: TrainConfig) -> bool:
+    """Whether XLA measured faster than the plain step for `config`: on CPU, never."""
+    return False

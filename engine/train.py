@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from cells import automatic_unroll
 from engine.config import TrainConfig, load_config
 from engine.data import windowed_dataset
 from engine.distribute import (
@@ -38,7 +39,7 @@ from engine.prepare import (
 )
 
 
-def make_train_step(model, optimizer, loss_fn, jit_compile: bool = False):
+def make_train_step(model, optimizer, loss_fn, jit_compile: bool = False, unroll=None):
     """One optimisation step on a global batch `(windows [batch, time], targets [batch])`,
     split among the replicas of the current strategy (build it in `strategy.scope()`).
 
@@ -75,7 +76,8 @@ def make_train_step(model, optimizer, loss_fn, jit_compile: bool = False):
     # XLA cannot compile a step that spans devices (Keras turns it off under tf.distribute too).
     @tf.function(jit_compile=jit_compile and not tf.distribute.has_strategy())
     def train_step(windows, targets):
-        loss, grads_finite = strategy.run(replica_step, args=(windows, targets))
+        with automatic_unroll(unroll):  # at trace time: our cells' unrolled or loop path
+            loss, grads_finite = strategy.run(replica_step, args=(windows, targets))
         loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         return loss, strategy.experimental_local_results(grads_finite)[0]
 
