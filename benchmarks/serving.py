@@ -16,6 +16,7 @@ code: `tf.make_tensor_proto`, PredictionService.Predict over loopback, `tf.make_
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -91,12 +92,20 @@ def start_server_process(base_path: Path, model_name: str, workers: int) -> Runn
     return RunningServer(f"127.0.0.1:{line[0]}", int(line[1]), stop)
 
 
-def make_inputs(signature: str, batch: int) -> dict[str, np.ndarray]:
+def make_inputs(signature: str, batch: int, time_length: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(batch)
-    series = rng.normal(50.0, 10.0, size=(batch, TIME_LENGTH)).astype(np.float32)
+    series = rng.normal(50.0, 10.0, size=(batch, time_length)).astype(np.float32)
     if signature == "serving_default":
         return {"window": series}
     return {"series": series, "horizon": np.int32(HORIZON)}
+
+
+def served_time_length(version_dir: Path) -> int:
+    """`TIME_LENGTH`, or the model's trained window if that is longer (seqcast.json)."""
+    metadata = version_dir / "assets.extra" / "seqcast.json"
+    if metadata.is_file():
+        return max(TIME_LENGTH, int(json.loads(metadata.read_text())["window_size"]))
+    return TIME_LENGTH
 
 
 def in_process_call(function, inputs):
@@ -185,10 +194,11 @@ def main() -> None:
         try:
             address, version = server.address, server.version
             loaded = tf.saved_model.load(str(base_path / str(version)))
+            time_length = served_time_length(base_path / str(version))
             channel = grpc.insecure_channel(address)
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             print(
-                f"model {args.model_name} version {version}, time length {TIME_LENGTH}, "
+                f"model {args.model_name} version {version}, time length {time_length}, "
                 f"forecast horizon {HORIZON}, {os.cpu_count()} CPUs, server workers "
                 f"{args.workers}, server in "
                 f"{'the same process' if args.same_process else 'its own process'}\n"
@@ -200,7 +210,7 @@ def main() -> None:
             print("|---|---:|---:|---:|---:|")
             for signature in ("serving_default", "forecast"):
                 for batch in (1, 256):
-                    inputs = make_inputs(signature, batch)
+                    inputs = make_inputs(signature, batch, time_length)
                     local = in_process_call(loaded.signatures[signature], inputs)
                     remote = grpc_call(stub, args.model_name, signature, inputs)
                     for alias, value in local().items():
@@ -217,7 +227,7 @@ def main() -> None:
 
             print("\n| concurrent clients | in-process req/s | gRPC req/s |")
             print("|---:|---:|---:|")
-            inputs = make_inputs("serving_default", 1)
+            inputs = make_inputs("serving_default", 1, time_length)
             function = loaded.signatures["serving_default"]
 
             def remote_client():
