@@ -48,30 +48,40 @@ def seasonal_difference_forecast(
     return trend + past
 
 
+def baseline_forecasts(
+    series: np.ndarray, split: int, period: int | None = None, window: int = DEFAULT_MOVING_AVERAGE
+) -> dict[str, tuple[np.ndarray, dict]]:
+    """Every baseline that applies: `{name: (forecast [len(series) - split], parameters)}`.
+
+    A short training part shortens the moving average's window to what it holds (the
+    parameters record the window used); `moving_average_forecast` alone refuses instead.
+    """
+    window = min(window, split)
+    forecasts = {
+        "naive": (naive_forecast(series, split), {}),
+        "moving_average": (moving_average_forecast(series, split, window), {"window": window}),
+    }
+    if period is not None and split >= period:
+        forecasts["seasonal_naive"] = (
+            seasonal_naive_forecast(series, split, period),
+            {"period": period},
+        )
+        if split >= period + 50:
+            forecasts["seasonal_difference"] = (
+                seasonal_difference_forecast(series, split, period),
+                {"period": period, "window": 50},
+            )
+    return forecasts
+
+
 def compute_baselines(
     series: np.ndarray, split: int, period: int | None = None, window: int = DEFAULT_MOVING_AVERAGE
 ) -> dict:
-    """All baselines that apply, as `{"naive": {"mae", "mse"}, "moving_average": {...}, ...}`.
-
-    A short training part shortens the moving average's window to what it holds (the
-    figure records the window used); `moving_average_forecast` alone refuses instead.
-    """
+    """All baselines that apply, as `{"naive": {"mae", "mse"}, "moving_average": {...}, ...}`."""
     truth = np.asarray(series[split:])
-    window = min(window, split)
-
-    def scored(forecast: np.ndarray, **extra) -> dict:
-        return {**extra, "mae": mae(truth, forecast), "mse": mse(truth, forecast)}
-
-    results = {
-        "naive": scored(naive_forecast(series, split)),
-        "moving_average": scored(moving_average_forecast(series, split, window), window=window),
+    return {
+        name: {**parameters, "mae": mae(truth, forecast), "mse": mse(truth, forecast)}
+        for name, (forecast, parameters) in baseline_forecasts(
+            series, split, period, window
+        ).items()
     }
-    if period is not None and split >= period:
-        results["seasonal_naive"] = scored(
-            seasonal_naive_forecast(series, split, period), period=period
-        )
-        if split >= period + 50:
-            results["seasonal_difference"] = scored(
-                seasonal_difference_forecast(series, split, period), period=period, window=50
-            )
-    return results

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.baselines import (
-    DEFAULT_MOVING_AVERAGE,
-    moving_average_forecast,
-    naive_forecast,
-    seasonal_difference_forecast,
-    seasonal_naive_forecast,
-)
+from engine.baselines import baseline_forecasts
 from engine.metrics import figures
 
 
@@ -24,19 +18,9 @@ def evaluate_run(run_dir: str | Path) -> dict:
     apply_precision("float32")
     data = prepare_data(run.config)
     forecast = predict_in_batches(make_predict(run.model), data.valid_windows)
-    truth, train, split = data.valid_targets, data.train, data.split
+    truth, train = data.valid_targets, data.train
     results = {"model": figures(truth, forecast, train)}
     series = data.series.astype("float64")
-    results["naive"] = figures(truth, naive_forecast(series, split), train)
-    results["moving_average"] = {
-        "window": DEFAULT_MOVING_AVERAGE,
-        **figures(truth, moving_average_forecast(series, split, DEFAULT_MOVING_AVERAGE), train),
-    }
-    if data.period is not None and split >= data.period + 50:
-        results["seasonal_naive"] = figures(
-            truth, seasonal_naive_forecast(series, split, data.period), train
-        )
-        results["seasonal_difference"] = figures(
-            truth, seasonal_difference_forecast(series, split, data.period), train
-        )
+    for name, (baseline, parameters) in baseline_forecasts(series, data.split, data.period).items():
+        results[name] = {**parameters, **figures(truth, baseline, train)}
     return results

@@ -39,19 +39,15 @@ class RunData:
 def resolve_config(config: TrainConfig) -> TrainConfig:
     """Fill in the model's defaults (window size, anchor, units, layers, period); the
     series' own period (365 for the course series) serves seasonal models."""
-    from engine.models import resolve_model_settings
+    from engine.models import MODELS, resolve_model_settings
 
-    if config.window_size and config.anchor and config.units and config.layers:
-        if config.period or not _is_seasonal(config.model):
-            return config
-    series = load_series(config.data, column=config.column, date_column=config.date_column)
-    return resolve_model_settings(config, series.period)
-
-
-def _is_seasonal(model: str) -> bool:
-    from engine.models import MODELS
-
-    return model in MODELS and MODELS[model].seasonal
+    config = config.validate()  # a known model before its defaults are looked up
+    series_period = None
+    if MODELS[config.model].seasonal and not config.period:
+        series_period = load_series(
+            config.data, column=config.column, date_column=config.date_column
+        ).period
+    return resolve_model_settings(config, series_period)
 
 
 def prepare_data(config: TrainConfig) -> RunData:

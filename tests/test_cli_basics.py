@@ -1,22 +1,11 @@
 """The CLI's contract: help lists every command; bad input is one line and exit 2."""
 
 import json
-import subprocess
-import sys
 
 import pytest
+from cli_runner import run_engine
 
 COMMANDS = ["train", "lr-find", "evaluate", "baselines", "verify", "export", "serve", "forecast"]
-
-
-def run_engine(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-    )
 
 
 def test_help_lists_every_command():

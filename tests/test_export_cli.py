@@ -7,11 +7,10 @@ comes from `export_model` on a small Keras model.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import keras
 import pytest
+from cli_runner import run_engine
 
 from export import export_model
 
@@ -27,16 +26,6 @@ def engine_in_process(capsys, *args) -> tuple[int, str, str]:
         raise SystemExit(0)
     captured = capsys.readouterr()
     return done.value.code or 0, captured.out, captured.err
-
-
-def run_engine(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")

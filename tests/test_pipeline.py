@@ -11,16 +11,10 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from cli_runner import run_engine
 from serving_fixtures import free_port
 
 SMALL = ["--model", "gru", "--units", "8", "--layers", "1", "--epochs", "2", "--quiet"]
-
-
-def engine(*args, timeout=240):
-    result = subprocess.run(
-        [sys.executable, "-m", "engine", *args], capture_output=True, text=True, timeout=timeout
-    )
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +22,9 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     run_dir, base = root / "run", root / "models" / "seqcast"
     # Keras cells on purpose: export must rebuild them with ours and say so.
-    trained = engine("train", *SMALL, "--cells", "keras", "--run-dir", str(run_dir))
+    trained = run_engine("train", *SMALL, "--cells", "keras", "--run-dir", str(run_dir))
     assert trained.returncode == 0, trained.stderr
-    result = engine("export", str(run_dir), "--model-base-path", str(base), "--json")
+    result = run_engine("export", str(run_dir), "--model-base-path", str(base), "--json")
     assert result.returncode == 0, result.stderr
     return run_dir, base, json.loads(result.stdout)
 
@@ -57,7 +51,7 @@ def test_served_forecast_equals_the_exported_model(exported):
     try:
         deadline = time.monotonic() + 120
         while True:
-            result = engine(
+            result = run_engine(
                 "forecast", "--server", f"127.0.0.1:{port}", "--model-name", "seqcast",
                 "--horizon", "7", "--json", "--timeout", "5",
             )  # fmt: skip
@@ -92,7 +86,7 @@ def test_served_forecast_equals_the_exported_model(exported):
 def test_export_refuses_an_existing_version(exported):
     run_dir, base, _ = exported
     before = sorted(os.listdir(base))
-    result = engine("export", str(run_dir), "--model-base-path", str(base), "--version", "1")
+    result = run_engine("export", str(run_dir), "--model-base-path", str(base), "--version", "1")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert sorted(os.listdir(base)) == before

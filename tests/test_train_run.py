@@ -10,6 +10,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from cli_runner import run_engine
 
 from engine.config import TrainConfig, load_config
 from engine.errors import InputError
@@ -18,12 +19,6 @@ from engine.train import train
 
 SMALL = dict(model="rnn", units=8, layers=1, window_size=20)
 SMALL_FLAGS = ["--model", "rnn", "--units", "8", "--layers", "1", "--quiet"]
-
-
-def run_engine(*args, timeout=240):
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *args], capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.fixture(scope="module")
