@@ -44,10 +44,13 @@ def find_lr(
     out_dir: str | None = None,
     quiet: bool = False,
 ) -> dict:
-    """Run the sweep on a fresh model; returns `{"suggested_lr", "lrs", "losses", ...}`."""
+    """Run the sweep on a fresh model, one batch a step, under `config.strategy` and with
+    `config.fast`'s step; returns `{"suggested_lr", "lrs", "losses", "replicas", ...}`."""
     import keras
 
     from engine.data import windowed_dataset
+    from engine.distribute import distribute_dataset, is_chief, make_strategy
+    from engine.fast_path import step_options
     from engine.plots import plot_lr_sweep
     from engine.prepare import (
         apply_precision,
@@ -61,16 +64,23 @@ def find_lr(
     config = resolve_config(config.validate())
     if not 0 < min_lr < max_lr:
         raise RunFailed("--min-lr must be positive and below --max-lr")
+    # The sweep steps exactly as `engine train` would with the same flags: same strategy,
+    # same fast path, so the rate it suggests is for that step.
+    strategy = make_strategy(config)  # first: devices and collectives precede TF's runtime
     progress = Progress(quiet)
     apply_precision(config.precision)
     keras.utils.set_random_seed(config.seed)
     data = prepare_data(config)
-    model = build_run_model(config, data)
-    optimizer = make_optimizer(config, steps, learning_rate=float(min_lr))
-    train_step = make_train_step(model, optimizer, get_loss(config.loss, config.huber_delta))
+    loss_fn = get_loss(config.loss, config.huber_delta)
+    with strategy.scope():
+        model = build_run_model(config, data)
+        optimizer = make_optimizer(config, steps, learning_rate=float(min_lr))
+        optimizer.build(model.trainable_variables)
+        train_step = make_train_step(model, optimizer, loss_fn, **step_options(config))
     batches = windowed_dataset(
         data.train, config.window_size, config.batch_size, config.shuffle_buffer, seed=config.seed
     ).repeat()
+    batches = distribute_dataset(strategy, batches)
 
     rates = sweep_rates(min_lr, max_lr, steps)
     lrs, losses = [], []
@@ -96,8 +106,9 @@ def find_lr(
         "lrs": lrs,
         "losses": losses,
         "smoothed_losses": smoothed.tolist(),
+        "replicas": strategy.num_replicas_in_sync,
     }
-    if out_dir is not None:
+    if out_dir is not None and is_chief(strategy):  # one plot per cluster, not per worker
         path = Path(out_dir) / "lr_find.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         plot_lr_sweep(np.asarray(lrs), np.asarray(losses), smoothed, suggested, path)

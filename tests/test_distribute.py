@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from cli_runner import run_engine
 
 from engine.config import TrainConfig
 from engine.train import train
@@ -374,3 +375,24 @@ def test_two_workers_on_loopback_match_default(default_runs, tmp_path):
     assert model_difference(runs / "default", run_dir) <= TOLERANCE
     # Only the chief wrote the run; worker 1's temporary copy is gone.
     assert list(scratch[1].iterdir()) == []
+
+
+def test_lr_find_follows_the_strategy(tmp_path):
+    """`engine lr-find --strategy mirrored` sweeps on 2 replicas and sees the losses of the
+    one-device sweep: the same step as `engine train`, with the same global batches."""
+    sweeps = {}
+    mirrored = ["--strategy", "mirrored", "--replicas", "2"]
+    for name, flags in (("default", []), ("mirrored", mirrored)):
+        result = run_engine(
+            "lr-find", *SMALL_FLAGS, "--steps", "30", "--min-lr", "1e-5", "--max-lr", "1e-1",
+            "--run-dir", str(tmp_path / name), "--json", *flags,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        sweeps[name] = json.loads(result.stdout)
+    assert sweeps["default"]["replicas"] == 1
+    assert sweeps["mirrored"]["replicas"] == 2
+    assert len(sweeps["mirrored"]["losses"]) == len(sweeps["default"]["losses"]) >= 10
+    np.testing.assert_allclose(
+        sweeps["mirrored"]["losses"], sweeps["default"]["losses"], rtol=TOLERANCE
+    )
+    assert (tmp_path / "mirrored" / "plots" / "lr_find.png").is_file()
