@@ -53,6 +53,17 @@ class Cell(keras.layers.Layer):
 
         Returns `(output [batch, units], new_states)`.
         """
+        return self.recurrent_step(self.project_inputs(x_t), states)
+
+    def project_inputs(self, x):
+        """The part of a step that reads only the input, `[n, features] -> [n, gates *
+        units]`: `x @ kernel` plus the input bias. `Recurrent` may compute it for every step
+        at once, as one matmul over `[time * batch, features]`, before its loop."""
+        raise NotImplementedError
+
+    def recurrent_step(self, projected_t, states):
+        """The rest of a step, given `projected_t = project_inputs(x_t)`
+        `[batch, gates * units]`. Returns `(output [batch, units], new_states)`."""
         raise NotImplementedError
 
     def call(self, inputs, states):

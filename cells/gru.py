@@ -63,18 +63,33 @@ class GRUCell(Cell):
             self.bias = self.add_weight(shape=shape, name="bias", initializer=self.bias_initializer)
 
     def step(self, x_t, states):
-        (h_previous,) = states
-        units = self.units
-        input_bias = recurrent_bias = None
-        if self.bias is not None:
-            if self.reset_after:
-                input_bias, recurrent_bias = tf.unstack(tf.convert_to_tensor(self.bias))
-            else:
-                input_bias = self.bias
+        input_bias, recurrent_bias = self._biases()  # read once a step
+        return self._recurrent(self._project(x_t, input_bias), states, recurrent_bias)
 
-        x_proj = tf.matmul(x_t, self.kernel)
+    def project_inputs(self, x):
+        return self._project(x, self._biases()[0])
+
+    def recurrent_step(self, projected_t, states):
+        return self._recurrent(projected_t, states, self._biases()[1])
+
+    def _biases(self):
+        """`(input bias, recurrent bias)`, either None when there is none."""
+        if self.bias is None:
+            return None, None
+        if self.reset_after:
+            input_bias, recurrent_bias = tf.unstack(tf.convert_to_tensor(self.bias))
+            return input_bias, recurrent_bias
+        return self.bias, None
+
+    def _project(self, x, input_bias):
+        x_proj = tf.matmul(x, self.kernel)
         if input_bias is not None:
             x_proj = tf.nn.bias_add(x_proj, input_bias)  # the op Keras uses: gradients round alike
+        return x_proj
+
+    def _recurrent(self, x_proj, states, recurrent_bias):
+        (h_previous,) = states
+        units = self.units
         x_z, x_r, x_h = tf.split(x_proj, 3, axis=-1)
 
         if self.reset_after:

@@ -79,10 +79,25 @@ class LSTMCell(Cell):
             )
 
     def step(self, x_t, states):
+        # Keras's association, BiasAdd(x W + h U, b), so rounding agrees too.
         h_previous, c_previous = states
         z = tf.matmul(x_t, self.kernel) + tf.matmul(h_previous, self.recurrent_kernel)
         if self.bias is not None:
             z = tf.nn.bias_add(z, self.bias)  # the op Keras uses, so gradients round alike
+        return self._gates(z, c_previous)
+
+    def project_inputs(self, x):
+        z = tf.matmul(x, self.kernel)
+        return tf.nn.bias_add(z, self.bias) if self.bias is not None else z
+
+    def recurrent_step(self, projected_t, states):
+        # (x W + b) + h U: one op fewer a step than `step`, whose association it changes,
+        # so the last bit may round differently (see `Recurrent.project_inputs_ahead`).
+        h_previous, c_previous = states
+        return self._gates(projected_t + tf.matmul(h_previous, self.recurrent_kernel), c_previous)
+
+    def _gates(self, z, c_previous):
+        """`z` `[batch, 4 units]`, the gates' pre-activations -> `(h, [h, c])`."""
         z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
         i = self.recurrent_activation(z_i)
         f = self.recurrent_activation(z_f)

@@ -55,6 +55,9 @@ class Recurrent(keras.layers.Layer):
             `AUTO_UNROLL_MAX_STEPS`.
         zero_output_for_mask: output zeros (not the previous output) at masked steps.
 
+    Attribute `project_inputs_ahead` (False; `Bidirectional` sets it): the unrolled loop
+    projects every step's input in one matmul before stepping (see `__init__`).
+
     Call arguments: `sequences` `[batch, time, features]`; `initial_state` a list of
     `[batch, units]` tensors; `mask` `[batch, time]` booleans (True = a real step), or the
     mask a `keras.layers.Masking` layer attached.
@@ -77,6 +80,15 @@ class Recurrent(keras.layers.Layer):
         self.go_backwards = bool(go_backwards)
         self.unroll = unroll if unroll is None else bool(unroll)
         self.zero_output_for_mask = bool(zero_output_for_mask)
+        # Whether the unrolled loop computes every step's `x W + b` first, as one matmul
+        # (`cell.project_inputs`), and steps with `cell.recurrent_step`. Off by default:
+        # alone, a recurrence leaves a core free to do each step's projection beside it, and
+        # that measured faster. `Bidirectional` turns it on for its two layers, whose two
+        # recurrences keep both cores busy (benchmarks/loop_rewrites.py, README
+        # "Performance"). Only in float32 and float64: the LSTM then adds its bias before
+        # `h U`, not after as Keras does, a difference in the last bit, which half precision
+        # would magnify past its tolerance. The while loop always steps with `cell.step`.
+        self.project_inputs_ahead = False
         # Keras's Bidirectional checks this attribute of the layers it wraps.
         self.stateful = False
         self.supports_masking = True
@@ -151,9 +163,9 @@ class Recurrent(keras.layers.Layer):
             return [output, *states]
         return output
 
-    def _masked_step(self, x_t, states, previous_output, mask_t):
-        """One step of the cell, with masked batch entries keeping their previous values."""
-        output, new_states = self.cell.step(x_t, states)
+    def _masked_step(self, step, x_t, states, previous_output, mask_t):
+        """One `step` of the cell, with masked batch entries keeping their previous values."""
+        output, new_states = step(x_t, states)
         if mask_t is None:
             return output, new_states
         held = tf.zeros_like(output) if self.zero_output_for_mask else previous_output
@@ -166,12 +178,22 @@ class Recurrent(keras.layers.Layer):
 
         Returns `(last_output [batch, units], outputs [time, batch, units] or None, states)`.
         """
+        step = self.cell.step
+        if (
+            self.project_inputs_ahead
+            and inputs.shape[0]
+            and self.compute_dtype in ("float32", "float64")
+        ):
+            projected = self.cell.project_inputs(tf.reshape(inputs, [-1, inputs.shape[-1]]))
+            # [time * batch, gates * units] -> [time, batch, gates * units]; time is known here
+            inputs = tf.reshape(projected, [inputs.shape[0], -1, projected.shape[-1]])
+            step = self.cell.recurrent_step
         steps = tf.unstack(inputs)
         masks = tf.unstack(step_mask) if step_mask is not None else [None] * len(steps)
         output = self._zero_output(inputs)
         outputs = []
         for x_t, mask_t in zip(steps, masks):
-            output, states = self._masked_step(x_t, states, output, mask_t)
+            output, states = self._masked_step(step, x_t, states, output, mask_t)
             outputs.append(output)
         stacked = tf.stack(outputs) if self.return_sequences else None
         return output, stacked, states
@@ -196,7 +218,7 @@ class Recurrent(keras.layers.Layer):
         def body(t, output_ta, previous_output, *states):
             mask_t = mask_ta.read(t) if mask_ta is not None else None
             output, new_states = self._masked_step(
-                input_ta.read(t), list(states), previous_output, mask_t
+                self.cell.step, input_ta.read(t), list(states), previous_output, mask_t
             )
             output_ta = output_ta.write(t if self.return_sequences else 0, output)
             return (t + 1, output_ta, output, *new_states)

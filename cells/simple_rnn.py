@@ -32,13 +32,15 @@ class SimpleRNNCell(Cell):
                 shape=(self.units,), name="bias", initializer=self.bias_initializer
             )
 
-    def step(self, x_t, states):
+    # `step` is `recurrent_step(project_inputs(x_t))`: the same ops and association as Keras,
+    # BiasAdd(x W, b) + h U, so rounding agrees too (BiasAdd's gradient kernel rounds
+    # differently from an add's under float16).
+    def project_inputs(self, x):
+        z = tf.matmul(x, self.kernel)
+        return tf.nn.bias_add(z, self.bias) if self.bias is not None else z
+
+    def recurrent_step(self, projected_t, states):
         (h_previous,) = states
-        # Same ops and association as Keras, BiasAdd(x W, b) + h U, so rounding agrees too
-        # (BiasAdd's gradient kernel rounds differently from an add's under float16).
-        z = tf.matmul(x_t, self.kernel)
-        if self.bias is not None:
-            z = tf.nn.bias_add(z, self.bias)
-        z = z + tf.matmul(h_previous, self.recurrent_kernel)
+        z = projected_t + tf.matmul(h_previous, self.recurrent_kernel)
         h = self.activation(z) if self.activation is not None else z
         return h, [h]

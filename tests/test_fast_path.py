@@ -166,3 +166,34 @@ def test_cells_match_keras_inside_an_xla_step(name):
         assert relative_difference(loss, keras_loss) <= TOLERANCES["float32"], kind
         for ours, theirs in zip(gradients, keras_gradients):
             assert relative_difference(ours, theirs) <= TOLERANCES["float32"], kind
+
+
+def test_inputs_are_projected_ahead_inside_bidirectional_only():
+    """The measured choice (engine/fast_path.py): a lone recurrence steps with `cell.step`,
+    the two of a Bidirectional project all steps' inputs first, also once reloaded; and both
+    loops agree with each other on the same weights."""
+    lone = cells.LSTM(6, return_sequences=True)
+    both_ways = cells.Bidirectional(cells.LSTM(6, return_sequences=True))
+    assert lone.project_inputs_ahead is False
+    assert both_ways.forward_layer.project_inputs_ahead is True
+    assert both_ways.backward_layer.project_inputs_ahead is True
+    reloaded = cells.Bidirectional.from_config(both_ways.get_config())
+    assert reloaded.forward_layer.project_inputs_ahead is True
+
+    sequences = tf.random.stateless_normal([4, 9, 3], seed=[1, 2])
+    for cell_layer in (cells.SimpleRNN, cells.LSTM, cells.GRU):
+        layer = cell_layer(5, return_sequences=True, unroll=True)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(sequences)
+            per_step = layer(sequences)
+            layer.project_inputs_ahead = True
+            ahead = layer(sequences)
+            layer.project_inputs_ahead = False
+        assert relative_difference(ahead, per_step) <= TOLERANCES["float32"]
+        weights = layer.trainable_variables
+        for want, got in zip(
+            tape.gradient(per_step, [sequences, *weights]),
+            tape.gradient(ahead, [sequences, *weights]),
+            strict=True,
+        ):
+            assert relative_difference(got, want) <= TOLERANCES["float32"]
