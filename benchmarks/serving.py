@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/serving.py                      # the tiny test model
     .venv/bin/python benchmarks/serving.py --model-base-path models/seqcast
     .venv/bin/python benchmarks/serving.py --same-process     # server thread in this process
+    .venv/bin/python benchmarks/serving.py --skip-model       # gRPC without the model's call
 
-Latency (p50, p99 over --requests calls) at batch 1 and 256 for both signatures, and
+Latency (p50, p99 over --requests calls) at batch 1 and 256 for both signatures, the
+bare gRPC round trip (a health check: the floor under every gRPC figure), and
 throughput of batch-1 `serving_default` requests with 1, 8 and 32 concurrent clients
 (each gRPC client on its own channel), for --seconds each. Prints a Markdown table.
 
@@ -31,6 +33,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +54,8 @@ def tiny_model(directory: Path) -> Path:
 SERVER_SCRIPT = """
 import signal, sys, threading
 from serving.server import ModelServer, single_model_config
+if sys.argv[4] == "skip-model":
+    exec(SKIP_MODEL)
 server = ModelServer(
     single_model_config(sys.argv[1], sys.argv[2]), port=0, workers=int(sys.argv[3])
 ).start()
@@ -59,6 +64,23 @@ stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
 stop.wait()
 server.stop(grace=1.0)
+"""
+
+
+# --skip-model: the server parses and checks each request as always, then answers with the
+# response it gave the first request of the same signature and shapes, without calling the
+# model again. What is left is the cost of gRPC and of the server's own request handling.
+SKIP_MODEL = """
+from serving.server import DEFAULT_SIGNATURE, Servable
+_predict, _answers = Servable.predict, {}
+def predict(self, request):
+    name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+    feeds = self._inputs(self.signature_defs[name], request)
+    key = (name, tuple((alias, value.shape) for alias, value in sorted(feeds.items())))
+    if key not in _answers:
+        _answers[key] = _predict(self, request)
+    return _answers[key]
+Servable.predict = predict
 """
 
 
@@ -77,8 +99,12 @@ def start_server_thread(base_path: Path, model_name: str, workers: int) -> Runni
     return RunningServer(server.address, version, lambda: server.stop(grace=1.0))
 
 
-def start_server_process(base_path: Path, model_name: str, workers: int) -> RunningServer:
-    command = [sys.executable, "-c", SERVER_SCRIPT, model_name, str(base_path), str(workers)]
+def start_server_process(
+    base_path: Path, model_name: str, workers: int, skip_model: bool = False
+) -> RunningServer:
+    script = f"SKIP_MODEL = {SKIP_MODEL!r}\n{SERVER_SCRIPT}"
+    mode = "skip-model" if skip_model else "model"
+    command = [sys.executable, "-c", script, model_name, str(base_path), str(workers), mode]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline().split()
     if len(line) != 2:
@@ -180,7 +206,15 @@ def main() -> None:
         action="store_true",
         help="Run the server in this process (one interpreter for client and server).",
     )
+    parser.add_argument(
+        "--skip-model",
+        action="store_true",
+        help="The server checks each request but answers without calling the model: the "
+        "gRPC latency that is not the model's (no in-process column, no throughput).",
+    )
     args = parser.parse_args()
+    if args.skip_model and args.same_process:
+        parser.error("--skip-model runs the server in its own process")
 
     with tempfile.TemporaryDirectory() as scratch:
         base_path = (
@@ -190,7 +224,9 @@ def main() -> None:
         if args.same_process:
             server = start_server_thread(base_path, args.model_name, args.workers)
         else:
-            server = start_server_process(base_path, args.model_name, args.workers)
+            server = start_server_process(
+                base_path, args.model_name, args.workers, skip_model=args.skip_model
+            )
         try:
             address, version = server.address, server.version
             loaded = tf.saved_model.load(str(base_path / str(version)))
@@ -203,11 +239,25 @@ def main() -> None:
                 f"{args.workers}, server in "
                 f"{'the same process' if args.same_process else 'its own process'}\n"
             )
-            print(
-                "| signature | batch | in-process p50 / p99 ms | gRPC p50 / p99 ms "
-                "| p50 overhead ms |"
+            # The floor under every figure below: a gRPC round trip that does no work.
+            health_stub = health_pb2_grpc.HealthStub(channel)
+            ((bare_p50, bare_p99),) = latencies(
+                [lambda: health_stub.Check(health_pb2.HealthCheckRequest(), timeout=60)],
+                args.requests,
             )
-            print("|---|---:|---:|---:|---:|")
+            print(
+                f"bare gRPC round trip (grpc.health.v1 Check, no model): p50 {bare_p50:.3f} ms, "
+                f"p99 {bare_p99:.3f} ms\n"
+            )
+            if args.skip_model:
+                print("| signature | batch | gRPC p50 / p99 ms, model call skipped |")
+                print("|---|---:|---:|")
+            else:
+                print(
+                    "| signature | batch | in-process p50 / p99 ms | gRPC p50 / p99 ms "
+                    "| p50 overhead ms |"
+                )
+                print("|---|---:|---:|---:|---:|")
             for signature in ("serving_default", "forecast"):
                 for batch in (1, 256):
                     inputs = make_inputs(signature, batch, time_length)
@@ -215,6 +265,10 @@ def main() -> None:
                     remote = grpc_call(stub, args.model_name, signature, inputs)
                     for alias, value in local().items():
                         np.testing.assert_allclose(remote()[alias], value, rtol=1e-6, atol=1e-6)
+                    if args.skip_model:
+                        ((remote_p50, remote_p99),) = latencies([remote], args.requests)
+                        print(f"| {signature} | {batch} | {remote_p50:.3f} / {remote_p99:.3f} |")
+                        continue
                     (local_p50, local_p99), (remote_p50, remote_p99) = latencies(
                         [local, remote], args.requests
                     )
@@ -225,6 +279,8 @@ def main() -> None:
                         flush=True,
                     )
 
+            if args.skip_model:
+                return
             print("\n| concurrent clients | in-process req/s | gRPC req/s |")
             print("|---:|---:|---:|")
             inputs = make_inputs("serving_default", 1, time_length)
