@@ -17,6 +17,19 @@ mixed_float16 and mixed_bfloat16 an XLA step runs on CPU, but was no faster than
 unrolled long window would pay the same compile time. No GPU was measured: there too the
 plain step is used until a measurement says otherwise.
 
+Two rewrites of the unrolled loop that cut its op count were measured against it, side by
+side in one process (`python benchmarks/loop_rewrites.py`, README "Performance"). Computing
+every step's input projection `x W + b` before the loop as one matmul
+(`Recurrent.project_inputs_ahead`) is slower for a lone recurrence (rnn, lstm, gru:
+1.01-1.17x) but faster inside `Bidirectional` (bilstm, all four shapes: 0.77-0.94x), so
+`Bidirectional` turns it on for its two layers in float32 and float64. Alone, a recurrence
+leaves the second core free to do each step's projection (and its gradient) beside the
+recurrence; two recurrences side by side keep both cores busy, and then fewer, larger ops
+win. A whole-sequence LSTM with a hand-written backward pass (`tf.custom_gradient`, weight
+gradients as one matmul over all steps) ranged from 0.82x to 1.24x: slower at batch 256
+and for the lone LSTM, faster only at batch 32 inside `Bidirectional`, and there not in
+every run (1.03x on bilstm, window 20, batch 32 in another), so it is not here.
+
 `--no-fast` is the plain path: no XLA, and our cells' generic `tf.while_loop` instead of
 the static unroll.
 """
