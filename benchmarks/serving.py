@@ -54,8 +54,6 @@ def tiny_model(directory: Path) -> Path:
 SERVER_SCRIPT = """
 import signal, sys, threading
 from serving.server import ModelServer, single_model_config
-if sys.argv[4] == "skip-model":
-    exec(SKIP_MODEL)
 server = ModelServer(
     single_model_config(sys.argv[1], sys.argv[2]), port=0, workers=int(sys.argv[3])
 ).start()
@@ -102,9 +100,8 @@ def start_server_thread(base_path: Path, model_name: str, workers: int) -> Runni
 def start_server_process(
     base_path: Path, model_name: str, workers: int, skip_model: bool = False
 ) -> RunningServer:
-    script = f"SKIP_MODEL = {SKIP_MODEL!r}\n{SERVER_SCRIPT}"
-    mode = "skip-model" if skip_model else "model"
-    command = [sys.executable, "-c", script, model_name, str(base_path), str(workers), mode]
+    script = (SKIP_MODEL if skip_model else "") + SERVER_SCRIPT
+    command = [sys.executable, "-c", script, model_name, str(base_path), str(workers)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline().split()
     if len(line) != 2:

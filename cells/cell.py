@@ -69,6 +69,20 @@ class Cell(keras.layers.Layer):
     def call(self, inputs, states):
         return self.step(inputs, list(states))
 
+    def add_kernels(self, features: int, gates: int) -> None:
+        """`kernel` `[features, gates * units]` then `recurrent_kernel` `[units, gates *
+        units]`, Keras's names, shapes and order (so `set_weights` lists agree)."""
+        self.kernel = self.add_weight(
+            shape=(features, gates * self.units),
+            name="kernel",
+            initializer=self.kernel_initializer,
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, gates * self.units),
+            name="recurrent_kernel",
+            initializer=self.recurrent_initializer,
+        )
+
     def get_initial_state(self, batch_size):
         """Zero states, one `[batch_size, units]` tensor per state, in the compute dtype."""
         return [

@@ -47,16 +47,8 @@ class GRUCell(Cell):
         self.reset_after = bool(reset_after)
 
     def build(self, input_shape):
-        features = input_shape[-1]
+        self.add_kernels(input_shape[-1], gates=3)
         units = self.units
-        self.kernel = self.add_weight(
-            shape=(features, 3 * units), name="kernel", initializer=self.kernel_initializer
-        )
-        self.recurrent_kernel = self.add_weight(
-            shape=(units, 3 * units),
-            name="recurrent_kernel",
-            initializer=self.recurrent_initializer,
-        )
         self.bias = None
         if self.use_bias:
             shape = (2, 3 * units) if self.reset_after else (3 * units,)

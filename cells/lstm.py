@@ -49,16 +49,8 @@ class LSTMCell(Cell):
         self.unit_forget_bias = bool(unit_forget_bias)
 
     def build(self, input_shape):
-        features = input_shape[-1]
+        self.add_kernels(input_shape[-1], gates=4)
         units = self.units
-        self.kernel = self.add_weight(
-            shape=(features, 4 * units), name="kernel", initializer=self.kernel_initializer
-        )
-        self.recurrent_kernel = self.add_weight(
-            shape=(units, 4 * units),
-            name="recurrent_kernel",
-            initializer=self.recurrent_initializer,
-        )
         self.bias = None
         if self.use_bias:
             bias_initializer = self.bias_initializer

@@ -17,15 +17,7 @@ class SimpleRNNCell(Cell):
     """
 
     def build(self, input_shape):
-        features = input_shape[-1]
-        self.kernel = self.add_weight(
-            shape=(features, self.units), name="kernel", initializer=self.kernel_initializer
-        )
-        self.recurrent_kernel = self.add_weight(
-            shape=(self.units, self.units),
-            name="recurrent_kernel",
-            initializer=self.recurrent_initializer,
-        )
+        self.add_kernels(input_shape[-1], gates=1)
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(

@@ -50,16 +50,9 @@ def find_lr(
 
     from engine.data import windowed_dataset
     from engine.distribute import distribute_dataset, is_chief, make_strategy
-    from engine.fast_path import step_options
     from engine.plots import plot_lr_sweep
-    from engine.prepare import (
-        apply_precision,
-        build_run_model,
-        make_optimizer,
-        prepare_data,
-        resolve_config,
-    )
-    from engine.train import Progress, make_train_step
+    from engine.prepare import apply_precision, prepare_data, resolve_config
+    from engine.train import Progress, build_training
 
     config = resolve_config(config.validate())
     if not 0 < min_lr < max_lr:
@@ -72,11 +65,9 @@ def find_lr(
     keras.utils.set_random_seed(config.seed)
     data = prepare_data(config)
     loss_fn = get_loss(config.loss, config.huber_delta)
-    with strategy.scope():
-        model = build_run_model(config, data)
-        optimizer = make_optimizer(config, steps, learning_rate=float(min_lr))
-        optimizer.build(model.trainable_variables)
-        train_step = make_train_step(model, optimizer, loss_fn, **step_options(config))
+    _, optimizer, train_step = build_training(
+        config, data, strategy, loss_fn, total_steps=steps, learning_rate=float(min_lr)
+    )
     batches = windowed_dataset(
         data.train, config.window_size, config.batch_size, config.shuffle_buffer, seed=config.seed
     ).repeat()

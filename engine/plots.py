@@ -16,6 +16,13 @@ def _pyplot():
     return plt
 
 
+def _save(plt, figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)  # pyplot keeps every open figure alive otherwise
+    return path
+
+
 def plot_losses(metrics: list[dict], path: Path) -> Path:
     plt = _pyplot()
     epochs = [m["epoch"] for m in metrics]
@@ -29,10 +36,7 @@ def plot_losses(metrics: list[dict], path: Path) -> Path:
     right.plot(epochs, [m["val_mae"] for m in metrics], color="tab:green")
     right.set_xlabel("epoch")
     right.set_ylabel("validation MAE (series units)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path)
 
 
 def plot_forecast(
@@ -46,10 +50,7 @@ def plot_forecast(
     axis.set_ylabel("value")
     axis.set_title(title)
     axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path)
 
 
 def plot_lr_sweep(
@@ -64,7 +65,4 @@ def plot_lr_sweep(
     axis.set_xlabel("learning rate")
     axis.set_ylabel("training loss")
     axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path)

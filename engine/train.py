@@ -84,6 +84,18 @@ def make_train_step(model, optimizer, loss_fn, jit_compile: bool = False, unroll
     return train_step
 
 
+def build_training(config, data, strategy, loss_fn, total_steps: int, learning_rate=None):
+    """`(model, optimizer, train_step)` for `config`, built in `strategy.scope()` (variables
+    mirrored on every replica, the step run on each) with the fast path `config.fast` asks
+    for. `engine train` steps with it and `engine lr-find` sweeps with it, so the two agree."""
+    with strategy.scope():
+        model = build_run_model(config, data)
+        optimizer = make_optimizer(config, total_steps, learning_rate=learning_rate)
+        optimizer.build(model.trainable_variables)
+        train_step = make_train_step(model, optimizer, loss_fn, **step_options(config))
+    return model, optimizer, train_step
+
+
 def make_predict(model):
     @tf.function
     def predict(windows):
@@ -180,11 +192,9 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
     data: RunData = prepare_data(config)
     steps = steps_per_epoch(config, data)
     loss_fn = get_loss(config.loss, config.huber_delta)
-    with strategy.scope():  # variables mirrored on every replica, the step run on each
-        model = build_run_model(config, data)
-        optimizer = make_optimizer(config, total_steps=steps * config.epochs)
-        optimizer.build(model.trainable_variables)
-        train_step = make_train_step(model, optimizer, loss_fn, **step_options(config))
+    model, optimizer, train_step = build_training(
+        config, data, strategy, loss_fn, total_steps=steps * config.epochs
+    )
     predict = make_predict(model)
 
     (out.path / "plots").mkdir(parents=True, exist_ok=True)
