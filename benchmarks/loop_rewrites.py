@@ -148,10 +148,7 @@ def check_gradients(model_name: str, window: int, batch: int, rewrites) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=CASES, help="model/window/batch")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=8)
+    train_step.add_case_arguments(parser, CASES)
     args = parser.parse_args()
     Recurrent._run_unrolled = rewritten_run_unrolled
     config = TrainConfig()

@@ -93,6 +93,7 @@ def make_variant(variant: str, model_name: str, windows, targets, config: TrainC
         loss, grads_finite = train_step(windows, targets)
         return bool(grads_finite), float(loss)  # what the engine's loop reads back
 
+    step.train_step = train_step  # the tf.function, for scripts that read its graph
     return step
 
 
@@ -120,6 +121,15 @@ def time_case(model_name, window, batch, variants, rounds, steps, warmup, config
                 run()
             per_step[variant].append((time.perf_counter() - start) / steps * 1e3)
     return per_step
+
+
+def add_case_arguments(parser: argparse.ArgumentParser, cases: list[str]) -> None:
+    """`--cases model/window/batch ...` and the timing options of the scripts that time
+    chosen cases with `time_case` (loop_rewrites.py, step_floor.py)."""
+    parser.add_argument("--cases", nargs="+", default=cases, help="model/window/batch")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=8)
 
 
 def peak_rss_mb(variant: str, model_name: str, window: int, batch: int, steps: int) -> float:

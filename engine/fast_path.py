@@ -30,6 +30,11 @@ gradients as one matmul over all steps) ranged from 0.82x to 1.24x: slower at ba
 and for the lone LSTM, faster only at batch 32 inside `Bidirectional`, and there not in
 every run (1.03x on bilstm, window 20, batch 32 in another), so it is not here.
 
+What is left to gain was measured too (`python benchmarks/step_floor.py`, README
+"Performance"): the matrix products and gate activations that any step equivalent to Keras's
+computes take, as TensorFlow ops at full throughput on 2 cores, about half of Keras's whole
+step for the LSTM at batch 256 (0.46-0.60 over several runs), and 0.17-0.48 of it elsewhere.
+
 `--no-fast` is the plain path: no XLA, and our cells' generic `tf.while_loop` instead of
 the static unroll.
 """
