@@ -133,8 +133,9 @@ def main() -> None:
             if op not in timings:
                 timings[op] = op_microseconds(*op)
         products = {op: n for op, n in ops.items() if op[0] == "MatMul"}
+        activations = {op: n for op, n in ops.items() if op[0] != "MatMul"}
         products_ms = sum(n * timings[op] for op, n in products.items()) / 1e3
-        activations_ms = sum(n * timings[op] for op, n in ops.items()) / 1e3 - products_ms
+        activations_ms = sum(n * timings[op] for op, n in activations.items()) / 1e3
         gflop = sum(n * 2 * m * k * p for (_, (m, k, p)), n in products.items()) / 1e9
         floor_ms = products_ms + activations_ms
         per_step = train_step.time_case(
@@ -149,7 +150,7 @@ def main() -> None:
             "batch": batch,
             "matmuls": sum(products.values()),
             "matmul_gflop": round(gflop, 3),
-            "activations": sum(ops.values()) - sum(products.values()),
+            "activations": sum(activations.values()),
             "products_ms": round(products_ms, 2),
             "activations_ms": round(activations_ms, 2),
             "floor_ms": round(floor_ms, 2),
