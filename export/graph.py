@@ -18,7 +18,7 @@ import contextlib
 
 import tensorflow as tf
 
-from export.errors import ExportError
+from export.errors import ExportError, first_line
 
 SERVING_DEFAULT = "serving_default"
 FORECAST = "forecast"
@@ -160,9 +160,8 @@ def build_serving_module(model, window_size: int) -> tuple[tf.Module, dict]:
     except ExportError:
         raise
     except Exception as error:  # the model does not follow the contract
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise ExportError(
             f"the model cannot be traced on float32 [batch, time] input: "
-            f"{type(error).__name__}: {message}"
+            f"{type(error).__name__}: {first_line(error)}"
         ) from error
     return module, signatures

@@ -23,15 +23,10 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from export import ExportError, VerificationFailed, export_model
+from export.check_result import RELATIVE_TOLERANCE, relative_difference
+from export.check_standard_ops import check_standard_ops, graph_def_ops
 from export.graph import build_serving_module, cpu_servable
-from export.verify import (
-    CHECK_NAMES,
-    RELATIVE_TOLERANCE,
-    check_standard_ops,
-    graph_def_ops,
-    keras_reference,
-    relative_difference,
-)
+from export.verify import CHECK_NAMES, keras_reference
 from export.versions import (
     TEMP_PREFIX,
     check_target,
@@ -134,6 +129,18 @@ def test_default_export_passes_all_four_checks(published):
     for fragment in ("check 1/4", "check 2/4", "check 3/4", "check 4/4", "publishing"):
         assert any(fragment in line for line in lines), fragment
     assert "non-cuDNN" in result.graph_note
+
+
+def test_each_check_reports_its_verdict_in_order(published):
+    _, lines = published
+    first = next(index for index, line in enumerate(lines) if line.startswith("check 1/4"))
+    checks = lines[first : first + 8]
+    assert [line.split(":")[0] for line in checks[::2]] == [f"check {n}/4" for n in (1, 2, 3, 4)]
+    verdicts = checks[1::2]
+    assert all(line.startswith("  passed: ") for line in verdicts), checks
+    assert "fresh python -I" in verdicts[0] and "tf.compat.v1 loader" in verdicts[1]
+    assert "distinct standard ops" in verdicts[2] and "PredictionLog records" in verdicts[3]
+    assert lines[first + 8].startswith("publishing")
 
 
 def test_seqcast_json_records_run_and_versions(published):
