@@ -37,6 +37,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `serving` is the package of this checkout, not this file
 
 TIME_LENGTH = 30
 HORIZON = 30
@@ -53,7 +54,8 @@ def tiny_model(directory: Path) -> Path:
 
 SERVER_SCRIPT = """
 import signal, sys, threading
-from serving.server import ModelServer, single_model_config
+from serving.config import single_model_config
+from serving.server import ModelServer
 server = ModelServer(
     single_model_config(sys.argv[1], sys.argv[2]), port=0, workers=int(sys.argv[3])
 ).start()
@@ -69,7 +71,7 @@ server.stop(grace=1.0)
 # response it gave the first request of the same signature and shapes, without calling the
 # model again. What is left is the cost of gRPC and of the server's own request handling.
 SKIP_MODEL = """
-from serving.server import DEFAULT_SIGNATURE, Servable
+from serving.servable import DEFAULT_SIGNATURE, Servable
 _predict, _answers = Servable.predict, {}
 def predict(self, request):
     name = request.model_spec.signature_name or DEFAULT_SIGNATURE
@@ -88,8 +90,8 @@ class RunningServer:
 
 
 def start_server_thread(base_path: Path, model_name: str, workers: int) -> RunningServer:
-    sys.path.insert(0, str(ROOT))
-    from serving.server import ModelServer, single_model_config
+    from serving.config import single_model_config
+    from serving.server import ModelServer
 
     config = single_model_config(model_name, str(base_path))
     server = ModelServer(config, port=0, workers=workers).start()

@@ -20,6 +20,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from serving.errors import first_line
+
 MAX_MESSAGE_BYTES = 2**31 - 1
 
 # What each status means to someone asking for a forecast.
@@ -51,9 +53,9 @@ class ServingClientError(Exception):
         self.details = details
         self.target = target
         explanation = _EXPLANATIONS.get(code, "request failed")
-        first_line = (details or "").strip().splitlines()[0] if (details or "").strip() else ""
+        line = first_line(details or "")
         super().__init__(
-            f"{explanation} ({code.name} from {target})" + (f": {first_line}" if first_line else "")
+            f"{explanation} ({code.name} from {target})" + (f": {line}" if line else "")
         )
 
     @property

@@ -10,28 +10,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
 # The largest tensor we accept: what fits in one message (2^31 - 1 bytes).
 MAX_TENSOR_BYTES = 2**31 - 1
 MAX_RANK = 254  # TensorShape::kMaxDimensions
-
-# dtype -> (numpy dtype, repeated value field).
-_NUMERIC = {
-    types_pb2.DT_FLOAT: (np.float32, "float_val"),
-    types_pb2.DT_DOUBLE: (np.float64, "double_val"),
-    types_pb2.DT_INT32: (np.int32, "int_val"),
-    types_pb2.DT_INT16: (np.int16, "int_val"),
-    types_pb2.DT_INT8: (np.int8, "int_val"),
-    types_pb2.DT_UINT8: (np.uint8, "int_val"),
-    types_pb2.DT_UINT16: (np.uint16, "int_val"),
-    types_pb2.DT_INT64: (np.int64, "int64_val"),
-    types_pb2.DT_UINT32: (np.uint32, "uint32_val"),
-    types_pb2.DT_UINT64: (np.uint64, "uint64_val"),
-    types_pb2.DT_BOOL: (np.bool_, "bool_val"),
-    types_pb2.DT_HALF: (np.float16, "half_val"),
-}
-_NUMPY_TO_DTYPE = {np.dtype(numpy_dtype): dtype for dtype, (numpy_dtype, _) in _NUMERIC.items()}
 
 
 class TensorParseError(ValueError):
@@ -45,6 +29,19 @@ def dtype_name(dtype: int) -> str:
     except ValueError:
         return f"unknown dtype enum ({dtype})"
 
+
+# Numeric dtypes by the repeated field of tensor.proto their values travel in: integers of
+# up to 32 bits share `int_val`, the others have a field of their own name (`half_val`, ...).
+_INT_VAL_DTYPES = (tf.int8, tf.int16, tf.int32, tf.uint8, tf.uint16)
+_OWN_FIELD_DTYPES = (tf.float16, tf.float32, tf.float64, tf.int64, tf.uint32, tf.uint64, tf.bool)
+# dtype -> (numpy dtype, repeated value field).
+_NUMERIC = {
+    dtype.as_datatype_enum: (dtype.as_numpy_dtype, "int_val") for dtype in _INT_VAL_DTYPES
+} | {
+    dtype.as_datatype_enum: (dtype.as_numpy_dtype, f"{dtype_name(dtype.as_datatype_enum)}_val")
+    for dtype in _OWN_FIELD_DTYPES
+}
+_NUMPY_TO_DTYPE = {np.dtype(numpy_dtype): dtype for dtype, (numpy_dtype, _) in _NUMERIC.items()}
 
 _KNOWN_DTYPES = frozenset(types_pb2.DataType.values()) - {types_pb2.DT_INVALID}
 

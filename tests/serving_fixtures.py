@@ -7,6 +7,10 @@ the server under test sees exactly what it would see from `engine export`:
 - `serving_default`: `window` float32 `[batch, time]` -> `forecast` float32 `[batch, 1]`
 - `forecast`: `series` float32 `[batch, time]`, `horizon` int32 scalar ->
   `forecast` float32 `[batch, horizon]`, fed back autoregressively in a `tf.while_loop`.
+
+Below the model, one embedded server over versions 1 and 2 of it (policy latest{1}, so
+version 2 serves) for the test modules that share its setup. A module gets its own server
+by importing the fixtures; they are named for pytest (`server`, `stub`, ...) with `name=`.
 """
 
 from __future__ import annotations
@@ -17,9 +21,15 @@ import socket
 import tempfile
 from pathlib import Path
 
+import grpc
 import numpy as np
+import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
+
+from serving.client import ForecastClient
+from serving.config import single_model_config
+from serving.server import ModelServer
 
 WINDOW_SIZE = 4
 
@@ -150,3 +160,73 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# --- one server over the tiny model ------------------------------------------------------
+
+MODEL = "tiny"
+WEIGHTS = {1: (2.0, 0.5), 2: (0.9, 1.0)}
+
+
+@pytest.fixture(scope="module", name="base_path")
+def tiny_base_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / MODEL
+    for version, (weight, bias) in WEIGHTS.items():
+        write_version(path, version, weight, bias)
+    return path
+
+
+@pytest.fixture(scope="module", name="server")
+def tiny_server(base_path):
+    with ModelServer(
+        single_model_config(MODEL, str(base_path)), port=0, poll_seconds=0.5
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module", name="channel")
+def tiny_channel(server):
+    channel = grpc.insecure_channel(server.address)
+    yield channel
+    channel.close()
+
+
+@pytest.fixture(scope="module", name="stub")
+def tiny_stub(channel):
+    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+@pytest.fixture(scope="module", name="client")
+def tiny_client(server):
+    with ForecastClient(server.address, timeout=30.0) as client:
+        yield client
+
+
+def window_request(window, model=MODEL, signature="serving_default") -> predict_pb2.PredictRequest:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature
+    request.inputs["window"].CopyFrom(tf.make_tensor_proto(window))
+    return request
+
+
+def forecast_request(series, horizon) -> predict_pb2.PredictRequest:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL
+    request.model_spec.signature_name = "forecast"
+    request.inputs["series"].CopyFrom(tf.make_tensor_proto(series))
+    request.inputs["horizon"].CopyFrom(tf.make_tensor_proto(horizon))
+    return request
+
+
+def rpc_error(call, request) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        call(request, timeout=30)
+    return caught.value
+
+
+def assert_still_answers(client):
+    series = np.arange(12, dtype=np.float32).reshape(2, 6)
+    result = client.forecast(MODEL, series, 3)
+    np.testing.assert_allclose(result.values, reference_forecast(series, 3, *WEIGHTS[2]), rtol=1e-5)
+    assert result.version == 2

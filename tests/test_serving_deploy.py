@@ -23,7 +23,8 @@ from google.protobuf import (
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving.client import ForecastClient
-from serving.server import ModelServer, load_model_config
+from serving.config import load_model_config
+from serving.server import ModelServer
 
 DEPLOY = Path(__file__).resolve().parents[1] / "serving" / "deploy"
 

@@ -1,5 +1,5 @@
 """Versions coming and going while the server runs: discovery, hot swap, failed loads,
-health, clean shutdown, TLS and the `engine serve` process."""
+health, clean shutdown, TLS and the `engine serve` process; which versions a policy serves."""
 
 from __future__ import annotations
 
@@ -17,11 +17,15 @@ import numpy as np
 import pytest
 import serving_fixtures as fixtures
 import tensorflow as tf
+from google.protobuf import text_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import prediction_log_pb2
+from tensorflow_serving.config import model_server_config_pb2
 
 from serving.client import ForecastClient, ServingClientError
-from serving.server import ModelServer, single_model_config
+from serving.config import single_model_config
+from serving.manager import aspired_versions
+from serving.server import ModelServer
 
 MODEL = "swap"
 POLL_SECONDS = 0.2
@@ -60,11 +64,8 @@ def server(base_path):
         on_event=events.append,
     )
     server.events = events
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop(grace=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -273,3 +274,20 @@ def test_engine_serve_process(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("", [5]),
+        ("model_version_policy { latest { num_versions: 2 } }", [5, 3]),
+        ("model_version_policy { all {} }", [5, 3, 1]),
+        ("model_version_policy { specific { versions: 1 versions: 4 } }", [1]),
+    ],
+)
+def test_version_policies(policy, expected):
+    config = text_format.Parse(
+        f'name: "m" base_path: "/x" {policy}', model_server_config_pb2.ModelConfig()
+    )
+    complete = {version: f"/x/{version}" for version in (1, 3, 5)}
+    assert aspired_versions(config, complete) == expected

@@ -1,0 +1,286 @@
+"""Every configured model's versions: discovered by polling the file system, loaded and
+warmed up, served through a policy, unloaded once a newer version is serving.
+
+Threads: one background poller changes what is loaded; a request takes a reference to one
+loaded version under a lock and runs without it, so a version being replaced finishes the
+requests it has. Version rules (as TF Serving's): docs/serving.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.config import model_server_config_pb2
+
+from serving.config import validate_config
+from serving.errors import ServingError, first_line, invalid_argument
+from serving.servable import Servable
+
+log = logging.getLogger("seqcast.serving")
+
+MAX_LOAD_ATTEMPTS = 5  # per version directory contents, like --max_num_load_retries
+
+State = get_model_status_pb2.ModelVersionStatus.State
+
+
+@dataclass
+class VersionState:
+    """What GetModelStatus reports for one version: its state and, after a failed load, why."""
+
+    state: int  # ModelVersionStatus.State
+    error: str = ""
+
+
+@dataclass
+class ServedModel:
+    """One configured model: where its versions live, which to serve, what is loaded."""
+
+    config: model_server_config_pb2.ModelConfig
+    servables: dict[int, Servable] = field(default_factory=dict)  # AVAILABLE versions
+    states: dict[int, VersionState] = field(default_factory=dict)  # every version seen
+    failed: dict[int, tuple[tuple, int]] = field(default_factory=dict)  # fingerprint, attempts
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+def _complete_versions(base_path: Path) -> dict[int, Path]:
+    """Integer-named directories holding a SavedModel; others (temporary names, versions
+    still being written, stray files) are ignored until they are complete."""
+    versions = {}
+    try:
+        entries = list(os.scandir(base_path))
+    except OSError:
+        return versions
+    for entry in entries:
+        # ASCII digits only ("²" is a digit to str.isdigit), within TF Serving's int64.
+        if not (entry.name.isascii() and entry.name.isdigit()) or not entry.is_dir():
+            continue
+        if int(entry.name) >= 2**63:
+            continue
+        path = Path(entry.path)
+        # saved_model.pb is written last by tf.saved_model.save; without it the version
+        # is still being written (or was copied in without the rename TF Serving expects).
+        if (path / "saved_model.pb").is_file():
+            versions[int(entry.name)] = path
+    return versions
+
+
+def aspired_versions(
+    config: model_server_config_pb2.ModelConfig, complete: dict[int, Path]
+) -> list[int]:
+    """The versions the policy wants served, newest first."""
+    newest_first = sorted(complete, reverse=True)
+    policy = config.model_version_policy.WhichOneof("policy_choice")
+    if policy == "all":
+        return newest_first
+    if policy == "specific":
+        wanted = set(config.model_version_policy.specific.versions)
+        return [version for version in newest_first if version in wanted]
+    count = config.model_version_policy.latest.num_versions if policy == "latest" else 1
+    return newest_first[: max(count, 1)]
+
+
+def _fingerprint(path: Path) -> tuple:
+    """Changes when a version directory's contents change, so a failed load is retried."""
+    return tuple(
+        sorted((str(p.relative_to(path)), p.stat().st_size) for p in path.rglob("*") if p.is_file())
+    )
+
+
+class ModelManager:
+    """Discovers versions by polling, loads and warms them up, unloads replaced ones."""
+
+    def __init__(
+        self,
+        config: model_server_config_pb2.ModelServerConfig,
+        poll_seconds: float = 1.0,
+        on_event: Callable[[str], None] | None = None,
+    ):
+        validate_config(config)
+        self.poll_seconds = poll_seconds
+        self.on_event = on_event or (lambda message: log.info(message))
+        self._lock = threading.RLock()  # guards models, servables, states, labels
+        self._poll_lock = threading.Lock()  # one poll at a time (poller thread, reload)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listeners: list[Callable[[], None]] = []
+        self.models: dict[str, ServedModel] = {}
+        self._apply_config(config)
+
+    # -- configuration
+
+    def _apply_config(self, config: model_server_config_pb2.ModelServerConfig) -> None:
+        with self._lock:
+            models = {}
+            for model_config in config.model_config_list.config:
+                served = self.models.get(model_config.name)
+                if served is None or served.config.base_path != model_config.base_path:
+                    served = ServedModel(model_config)
+                else:
+                    served.config = model_config
+                models[model_config.name] = served
+            removed = [model for name, model in self.models.items() if name not in models]
+            self.models = models
+        for model in removed:
+            self._unload_all(model)
+
+    def reload(self, config: model_server_config_pb2.ModelServerConfig) -> None:
+        """HandleReloadConfigRequest: switch config, then load what it asks for before
+        answering (TF Serving's ReloadConfig also waits for the new models)."""
+        validate_config(config)
+        self._apply_config(config)
+        self.poll_once()
+
+    # -- polling
+
+    def start(self) -> None:
+        self.poll_once()
+        self._thread = threading.Thread(target=self._poll_loop, name="version-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Called after every change of what is AVAILABLE (health status)."""
+        self._listeners.append(listener)
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.poll_once()
+            except Exception:  # noqa: BLE001 - the poller must survive anything on disk
+                log.exception("version poll failed")
+
+    def poll_once(self) -> None:
+        with self._poll_lock:
+            with self._lock:
+                models = list(self.models.values())
+            for model in models:
+                self._poll_model(model)
+        for listener in self._listeners:
+            listener()
+
+    def _poll_model(self, model: ServedModel) -> None:
+        complete = _complete_versions(Path(model.config.base_path))
+        aspired = aspired_versions(model.config, complete)
+        for version in aspired:  # newest first
+            if version not in model.servables:
+                self._load(model, version, complete[version])
+        with self._lock:
+            # Availability first: drop a version only once an aspired one is serving.
+            if not any(version in model.servables for version in aspired):
+                return
+            stale = [version for version in model.servables if version not in aspired]
+        for version in stale:
+            self._unload(model, version)
+
+    def _load(self, model: ServedModel, version: int, path: Path) -> None:
+        fingerprint = _fingerprint(path)
+        previous = model.failed.get(version)
+        attempts = previous[1] if previous and previous[0] == fingerprint else 0
+        if attempts >= MAX_LOAD_ATTEMPTS:
+            return
+        with self._lock:
+            model.states[version] = VersionState(State.LOADING)
+        try:
+            servable = Servable.load(model.name, version, path)
+            records = servable.warm_up()
+        except Exception as error:  # noqa: BLE001 - a bad version must not stop the server
+            message = first_line(error)
+            model.failed[version] = (fingerprint, attempts + 1)
+            with self._lock:
+                model.states[version] = VersionState(State.END, message)
+            self.on_event(f"failed to load {model.name} version {version}: {message}")
+            return
+        model.failed.pop(version, None)
+        with self._lock:
+            model.servables[version] = servable
+            model.states[version] = VersionState(State.AVAILABLE)
+        self.on_event(
+            f"loaded {model.name} version {version} ({records} warmup requests) from {path}"
+        )
+
+    def _unload(self, model: ServedModel, version: int) -> None:
+        with self._lock:
+            model.states[version] = VersionState(State.UNLOADING)
+            # Requests already holding this Servable finish with it; new ones cannot get it.
+            model.servables.pop(version, None)
+            model.states[version] = VersionState(State.END)
+        self.on_event(f"unloaded {model.name} version {version}")
+
+    def _unload_all(self, model: ServedModel) -> None:
+        for version in list(model.servables):
+            self._unload(model, version)
+
+    # -- lookups for requests
+
+    def available(self) -> dict[str, list[int]]:
+        with self._lock:
+            return {name: sorted(model.servables) for name, model in self.models.items()}
+
+    def resolve(self, model_spec) -> Servable:
+        """The servable a ModelSpec asks for, or TF Serving's NOT_FOUND / INVALID_ARGUMENT."""
+        name = model_spec.name
+        kind = model_spec.WhichOneof("version_choice")
+        with self._lock:
+            model = self.models.get(name)
+            if kind == "version_label":
+                labels = model.config.version_labels if model is not None else {}
+                if model_spec.version_label not in labels:
+                    raise invalid_argument(
+                        f"Unrecognized servable version label: {model_spec.version_label}"
+                    )
+                version = labels[model_spec.version_label]
+            elif kind == "version":
+                version = model_spec.version.value
+            else:
+                version = None
+            servables = model.servables if model is not None else {}
+            if version is None:
+                if servables:
+                    return servables[max(servables)]
+                raise ServingError(
+                    grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({name})"
+                )
+            if version in servables:
+                return servables[version]
+        raise ServingError(
+            grpc.StatusCode.NOT_FOUND,
+            f"Servable not found for request: Specific({name}, {version})",
+        )
+
+    def status(self, model_spec) -> get_model_status_pb2.GetModelStatusResponse:
+        name = model_spec.name
+        response = get_model_status_pb2.GetModelStatusResponse()
+        with self._lock:
+            model = self.models.get(name)
+            states = dict(model.states) if model is not None else {}
+        if model_spec.WhichOneof("version_choice") == "version":
+            version = model_spec.version.value
+            if version not in states:
+                raise ServingError(
+                    grpc.StatusCode.NOT_FOUND, f"Could not find version {version} of model {name}"
+                )
+            states = {version: states[version]}
+        elif not states:
+            raise ServingError(
+                grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {name}"
+            )
+        for version in sorted(states):
+            entry = response.model_version_status.add(version=version, state=states[version].state)
+            if states[version].error:
+                entry.status.error_code = 13  # INTERNAL, as TF Serving reports a failed load
+                entry.status.error_message = states[version].error
+        return response

@@ -1,0 +1,102 @@
+"""The `engine` CLI's serving commands: `engine forecast` against the embedded server, and
+`engine serve` refusing bad arguments and config files with exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import serving_fixtures as fixtures
+from serving_fixtures import MODEL, WEIGHTS
+
+# The shared server's fixtures (pytest knows them as `base_path`, `server`, ...).
+from serving_fixtures import tiny_base_path as tiny_base_path
+from serving_fixtures import tiny_server as tiny_server
+
+# --- engine forecast -------------------------------------------------------------------
+
+
+def run_engine(argv, capsys) -> tuple[int, str, str]:
+    from engine.cli import main
+
+    try:
+        main(argv)
+        status = 0
+    except SystemExit as done:
+        status = done.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_engine_forecast_outputs(server, capsys, tmp_path):
+    base = ["forecast", "--server", server.address, "--model-name", MODEL]
+    status, out, _ = run_engine([*base, "--horizon", "5", "--json"], capsys)
+    assert status == 0
+    payload = json.loads(out)
+    assert list(payload) == ["model_spec", "forecast"]
+    assert payload["model_spec"] == {"name": MODEL, "version": 2, "signature_name": "forecast"}
+    assert np.asarray(payload["forecast"]).shape == (1, 5)
+
+    from engine.series.load import load_series
+
+    series = load_series("synthetic").values
+    expected = fixtures.reference_forecast(series[None, :].astype(np.float32), 5, *WEIGHTS[2])
+    np.testing.assert_allclose(payload["forecast"], expected, rtol=1e-5)
+
+    status, out, _ = run_engine([*base, "--horizon", "3", "--csv"], capsys)
+    lines = out.strip().splitlines()
+    assert status == 0 and lines[0] == "step,forecast" and len(lines) == 4
+    assert lines[1].startswith(f"{len(series)},")
+
+    plot = tmp_path / "forecast.png"
+    status, out, _ = run_engine([*base, "--version", "2", "--plot", str(plot)], capsys)
+    assert status == 0 and plot.stat().st_size > 1000
+    assert "version 2" in out and len(out.strip().splitlines()) == 2 + 30 + 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "fragment"),
+    [
+        (["--model-name", "nope"], 2, "Latest(nope)"),
+        (["--model-name", MODEL, "--horizon", "0"], 2, "horizon must be at least 1"),
+        (["--model-name", MODEL, "--signature", "serving_default", "--horizon", "3"], 2, "drop"),
+        (["--model-name", MODEL, "--version", "5"], 2, "Specific(tiny, 5)"),
+    ],
+)
+def test_engine_forecast_errors(server, capsys, extra, status, fragment):
+    code, _, err = run_engine(["forecast", "--server", server.address, *extra], capsys)
+    assert code == status
+    assert fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_engine_forecast_unreachable_server_exits_1(capsys):
+    code, _, err = run_engine(
+        ["forecast", "--server", "127.0.0.1:1", "--model-name", MODEL, "--timeout", "2"], capsys
+    )
+    assert code == 1 and "UNAVAILABLE" in err
+
+
+# --- engine serve: bad arguments ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["serve"], "either --model-base-path"),
+        (["serve", "--model-base-path", "/nonexistent/models"], "is not a directory"),
+        (["serve", "--model-config-file", "/nonexistent/models.config"], "cannot read"),
+        (["serve", "--model-base-path", ".", "--tls-cert", "cert.pem"], "both a certificate"),
+    ],
+)
+def test_engine_serve_bad_arguments_exit_2(capsys, argv, fragment):
+    code, _, err = run_engine(argv, capsys)
+    assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_model_config_file(tmp_path, capsys):
+    config = tmp_path / "models.config"
+    config.write_text("model_config_list { config { name: 'm' base_path: 3 } ")
+    code, _, err = run_engine(["serve", "--model-config-file", str(config)], capsys)
+    assert code == 2 and "not a text ModelServerConfig" in err
