@@ -38,9 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from engine.data import COURSE_PERIOD, COURSE_SPLIT, course_series, window_pairs  # noqa: E402
-from engine.layers import ScaleWindow, SeasonalChannels, UnscaleForecast  # noqa: E402
-from engine.models import build_model  # noqa: E402
+from engine.model.builders import build_model  # noqa: E402
+from engine.model.scaling import ScaleWindow, SeasonalChannels, UnscaleForecast  # noqa: E402
+from engine.series.course import COURSE_PERIOD, COURSE_SPLIT, course_series  # noqa: E402
+from engine.series.windows import window_pairs  # noqa: E402
 
 # Named configurations worth rerunning (see the module docstring for the command).
 PRESETS = {

@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from timing import timing_columns, timing_figures  # noqa: E402 - benchmarks/timing.py
 
-from engine.models import build_model  # noqa: E402
+from engine.model.builders import build_model  # noqa: E402
 from export import export_model  # noqa: E402
 
 MODELS = ("rnn", "bilstm", "lstm", "gru")
@@ -90,26 +91,12 @@ def main() -> None:
                         times[variant].append((time.perf_counter() - start) / args.calls * 1e3)
                 reference = statistics.median(times["keras_predict_on_batch"])
                 for variant in VARIANTS:
-                    median = statistics.median(times[variant])
-                    cases.append(
-                        {
-                            "model": model_name,
-                            "batch": batch,
-                            "variant": variant,
-                            "call_ms_median": round(median, 3),
-                            "call_ms_min": round(min(times[variant]), 3),
-                            "call_ms_max": round(max(times[variant]), 3),
-                            "ratio_to_keras": round(median / reference, 3),
-                            "same_forecast": bool(same),
-                        }
-                    )
+                    figures = timing_figures("call_ms", times[variant], reference, "ratio_to_keras")
+                    case = {"model": model_name, "batch": batch, "variant": variant}
+                    cases.append({**case, **figures, "same_forecast": bool(same)})
                     if not args.json:
-                        spread = f"[{min(times[variant]):.2f}-{max(times[variant]):.2f}]"
-                        print(
-                            f"{model_name:<8}{batch:>6}  {variant:<26}{median:9.2f}"
-                            f"{spread:>19}{median / reference:8.2f}",
-                            flush=True,
-                        )
+                        columns = timing_columns(times[variant], reference)
+                        print(f"{model_name:<8}{batch:>6}  {variant:<26}{columns}", flush=True)
     if args.json:
         print(json.dumps({"cases": cases}, indent=1))
 

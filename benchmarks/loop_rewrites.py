@@ -36,7 +36,7 @@ import train_step  # noqa: E402 - benchmarks/train_step.py: the same models, dat
 
 from cells.lstm import LSTMCell  # noqa: E402
 from cells.recurrent import Recurrent  # noqa: E402
-from engine.config import TrainConfig  # noqa: E402
+from engine.training.config import TrainConfig  # noqa: E402
 
 CASES = [
     "rnn/20/256", "rnn/64/256", "lstm/20/32", "lstm/64/256", "gru/64/256",
@@ -125,7 +125,7 @@ def rewritten_run_unrolled(self, inputs, states, step_mask):
 
 def check_gradients(model_name: str, window: int, batch: int, rewrites) -> None:
     """The rewrites' gradients against the per-step loop's, on the same weights and batch."""
-    from engine.models import build_model
+    from engine.model.builders import build_model
 
     windows, targets = train_step.batch_of(window, batch)
     model = build_model(model_name, "custom")

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tensorflow as tf  # noqa: E402
 import train_step  # noqa: E402 - benchmarks/train_step.py: the same models, data and steps
 
-from engine.config import TrainConfig  # noqa: E402
+from engine.training.config import TrainConfig  # noqa: E402
 
 CASES = [
     f"{model}/{window}/{batch}"

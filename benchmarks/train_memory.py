@@ -34,9 +34,9 @@ def keras_fit(epochs: int) -> None:
     sys.path.insert(0, str(ROOT))
     import keras
 
-    from engine.config import TrainConfig
-    from engine.data import windowed_dataset
-    from engine.prepare import (
+    from engine.series.windows import windowed_dataset
+    from engine.training.config import TrainConfig
+    from engine.training.prepare import (
         build_run_model,
         make_optimizer,
         prepare_data,

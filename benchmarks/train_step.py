@@ -8,8 +8,8 @@ same optimizer (the engine's `make_optimizer`: Adam, cosine schedule) and the sa
 - keras_fit: the Keras built-ins trained the Keras way, `model.compile(optimizer, loss)` with
   Keras's defaults, then the step that `fit` runs;
 - keras_fit_xla: the same with `compile(..., jit_compile=True)`;
-- engine_keras_cells: our engine's train step (`engine.train.make_train_step` with
-  `engine.fast_path.step_options`, built as `engine train` builds it) on the Keras built-ins;
+- engine_keras_cells: our engine's train step (`engine.training.step.make_train_step` with
+  `engine.training.step.step_options`, built as `engine train` builds it) on the Keras built-ins;
 - engine_custom_cells: the same on our cells: what `engine train` runs by default.
 
 The Keras step is timed through `model.train_on_batch`, which calls the very
@@ -42,13 +42,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from timing import timing_columns, timing_figures  # noqa: E402 - benchmarks/timing.py
 
-from engine.config import TrainConfig  # noqa: E402
-from engine.fast_path import step_options  # noqa: E402
-from engine.losses import get_loss  # noqa: E402
-from engine.models import build_model  # noqa: E402
-from engine.prepare import apply_precision, make_optimizer  # noqa: E402
-from engine.train import make_train_step  # noqa: E402
+from engine.model.builders import build_model  # noqa: E402
+from engine.training.config import TrainConfig  # noqa: E402
+from engine.training.losses import get_loss  # noqa: E402
+from engine.training.prepare import apply_precision, make_optimizer  # noqa: E402
+from engine.training.step import (
+    make_train_step,  # noqa: E402
+    step_options,  # noqa: E402
+)
 
 MODELS = ("rnn", "bilstm", "lstm", "gru")
 WINDOWS = (20, 64)
@@ -59,8 +62,8 @@ TOTAL_STEPS = 10_000  # the cosine schedule's length: any value far beyond the s
 
 
 def batch_of(window: int, batch: int, seed: int = 0):
-    """A batch shaped as `engine.data.windowed_dataset` yields it: windows of a random walk
-    `float32 [batch, window]` and the next values `float32 [batch]`."""
+    """A batch shaped as `engine.series.windows.windowed_dataset` yields it: windows of a
+    random walk `float32 [batch, window]` and the next values `float32 [batch]`."""
     rng = np.random.default_rng(seed)
     walk = np.cumsum(rng.normal(size=(batch, window + 1)), axis=1).astype("float32")
     return tf.constant(walk[:, :-1]), tf.constant(walk[:, -1])
@@ -79,7 +82,7 @@ def make_variant(variant: str, model_name: str, windows, targets, config: TrainC
         targets_2d = targets[:, None]
         return lambda: model.train_on_batch(windows, targets_2d)
 
-    # Exactly what engine.train.train builds (under the default strategy).
+    # Exactly what engine.training.train.train builds (under the default strategy).
     cells = "keras" if variant == "engine_keras_cells" else "custom"
     config = config.replace(cells=cells)
     loss_fn = get_loss(config.loss, config.huber_delta)
@@ -209,25 +212,13 @@ def main() -> None:
         reference = statistics.median(per_step["keras_fit"])
         for variant in variants:
             times = per_step[variant]
-            median = statistics.median(times)
-            case = {
-                "model": model_name,
-                "window": window,
-                "batch": batch,
-                "variant": variant,
-                "step_ms_median": round(median, 3),
-                "step_ms_min": round(min(times), 3),
-                "step_ms_max": round(max(times), 3),
-                "ratio_to_keras_fit": round(median / reference, 3),
-            }
-            cases.append(case)
+            case = {"model": model_name, "window": window, "batch": batch, "variant": variant}
+            cases.append(
+                {**case, **timing_figures("step_ms", times, reference, "ratio_to_keras_fit")}
+            )
             if not args.json:
-                spread = f"[{min(times):.2f}-{max(times):.2f}]"
-                print(
-                    f"{model_name:<8}{window:>7}{batch:>6}  {variant:<21}{median:9.2f}"
-                    f"{spread:>19}{median / reference:8.2f}",
-                    flush=True,
-                )
+                row = f"{model_name:<8}{window:>7}{batch:>6}  {variant:<21}"
+                print(row + timing_columns(times, reference), flush=True)
     if args.json:
         print(json.dumps({"cases": cases}, indent=1))
 

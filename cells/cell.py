@@ -100,3 +100,20 @@ class Cell(keras.layers.Layer):
             "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
         }
+
+
+class GatedCell(Cell):
+    """A cell with gates, squashed by `recurrent_activation` (default sigmoid): LSTM, GRU.
+
+    Takes `Cell`'s arguments (by keyword after `units`) plus `recurrent_activation`.
+    """
+
+    def __init__(self, units: int, *, recurrent_activation="sigmoid", **kwargs):
+        super().__init__(units, **kwargs)
+        self.recurrent_activation = keras.activations.get(recurrent_activation)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
+        }

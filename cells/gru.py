@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from cells.cell import Cell
+from cells.cell import GatedCell
 
 
 @keras.saving.register_keras_serializable(package="seqcast")
-class GRUCell(Cell):
+class GRUCell(GatedCell):
     """The GRU cell, weight for weight `keras.layers.GRUCell`.
 
     Weights: `kernel` `[features, 3 units]`, `recurrent_kernel` `[units, 3 units]`, gate
@@ -22,28 +22,8 @@ class GRUCell(Cell):
         h' = z h + (1 - z) ĥ
     """
 
-    def __init__(
-        self,
-        units: int,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias: bool = True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        reset_after: bool = True,
-        **kwargs,
-    ):
-        super().__init__(
-            units,
-            activation=activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            **kwargs,
-        )
-        self.recurrent_activation = keras.activations.get(recurrent_activation)
+    def __init__(self, units: int, *, reset_after: bool = True, **kwargs):
+        super().__init__(units, **kwargs)
         self.reset_after = bool(reset_after)
 
     def build(self, input_shape):
@@ -108,6 +88,5 @@ class GRUCell(Cell):
     def get_config(self):
         return {
             **super().get_config(),
-            "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
             "reset_after": self.reset_after,
         }

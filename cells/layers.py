@@ -13,14 +13,7 @@ from cells.lstm import LSTMCell
 from cells.recurrent import Recurrent
 from cells.simple_rnn import SimpleRNNCell
 
-# Recurrent's own arguments: everything else a convenience layer takes goes to its cell.
-_LOOP_ARGUMENTS = (
-    "return_sequences",
-    "return_state",
-    "go_backwards",
-    "unroll",
-    "zero_output_for_mask",
-)
+# Keras layer arguments the loop keeps; every other argument goes to the cell.
 _LAYER_ARGUMENTS = ("name", "dtype", "trainable")
 
 

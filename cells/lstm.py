@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from cells.cell import Cell
+from cells.cell import GatedCell
 
 
 @keras.saving.register_keras_serializable(package="seqcast")
-class LSTMCell(Cell):
+class LSTMCell(GatedCell):
     """The LSTM cell, weight for weight `keras.layers.LSTMCell`.
 
     Weights: `kernel` `[features, 4 units]`, `recurrent_kernel` `[units, 4 units]`,
@@ -24,28 +24,8 @@ class LSTMCell(Cell):
 
     num_states = 2
 
-    def __init__(
-        self,
-        units: int,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias: bool = True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        unit_forget_bias: bool = True,
-        **kwargs,
-    ):
-        super().__init__(
-            units,
-            activation=activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            **kwargs,
-        )
-        self.recurrent_activation = keras.activations.get(recurrent_activation)
+    def __init__(self, units: int, *, unit_forget_bias: bool = True, **kwargs):
+        super().__init__(units, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
 
     def build(self, input_shape):
@@ -101,6 +81,5 @@ class LSTMCell(Cell):
     def get_config(self):
         return {
             **super().get_config(),
-            "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
             "unit_forget_bias": self.unit_forget_bias,
         }

@@ -1,1 +1,2 @@
-"""seqcast's engine: data, models, losses, the training loop and the `engine` CLI."""
+"""seqcast's engine: series, models, the training loop and the `engine` command line
+(docs/training.md, docs/cli.md)."""

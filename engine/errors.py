@@ -11,3 +11,11 @@ class InputError(ValueError):
 
 class RunFailed(RuntimeError):
     """The work itself failed; the message is one line that says why."""
+
+
+def first_line(error: BaseException | str) -> str:
+    """The first non-empty line of an error's message: what a one-line error shows."""
+    for line in str(error).splitlines():
+        if line.strip():
+            return line.strip()
+    return ""

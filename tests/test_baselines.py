@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from engine.baselines import compute_baselines, moving_average_forecast, naive_forecast
-from engine.data import course_series
+from engine.series.baselines import compute_baselines, moving_average_forecast, naive_forecast
+from engine.series.course import course_series
 
 
 def test_course_figures_are_reproduced():

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import step_floor  # noqa: E402
 import train_step  # noqa: E402
 
-from engine.config import TrainConfig  # noqa: E402
+from engine.training.config import TrainConfig  # noqa: E402
 
 
 def test_floor_ops_reads_transposes():

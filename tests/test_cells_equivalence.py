@@ -1,6 +1,6 @@
 """Our cells against keras.layers.SimpleRNN / LSTM / GRU / Bidirectional, case by case.
 
-The cases and the comparison are `engine.verify`'s (what `engine verify` runs): same
+The cases and the comparison are `cells.equivalence`'s (what `engine verify` runs): same
 weights, perturbed so no bias is zero; outputs, states and gradients within the dtype's
 tolerance, as max |ours - keras| / max |keras|.
 """
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import cells
-from engine.verify import (
+from cells.equivalence import (
     TOLERANCES,
     Case,
     compare,
@@ -99,3 +99,23 @@ def test_a_case_that_cannot_run_fails_with_its_error(monkeypatch):
     assert not result.passed
     assert "boom" in result.error
     assert result.as_json()["output_diff"] is None
+
+
+def test_graph_cases_do_not_warn_about_retracing():
+    """Each graph case is a new tf.function traced once; `engine verify` runs many in a row and
+    TensorFlow's "triggered tf.function retracing" warning must not flood its stderr."""
+    import logging
+
+    import tensorflow as tf
+
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    tf.get_logger().addHandler(handler)
+    try:
+        for index in range(7):
+            result = compare(Case(cell="SimpleRNN", dtype="float32", time=1, graph=True), index)
+            assert result.passed, result.error
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert not [record for record in records if "retracing" in record.getMessage()]

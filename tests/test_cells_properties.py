@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cells
-from engine.verify import CELLS, Case, compare, dtype_policy
+from cells.equivalence import CELLS, Case, compare, dtype_policy
 
 BUILT_INS = {
     "SimpleRNN": (cells.SimpleRNN, keras.layers.SimpleRNN, {}),

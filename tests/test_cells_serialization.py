@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import cells
+from cells.equivalence import report as verify_module
 from engine import cli
-from engine import verify as verify_module
 
 
 @pytest.mark.parametrize(

@@ -56,3 +56,33 @@ def test_unknown_option_is_one_line_and_exit_2():
     result = run_engine("baselines", "--no-such-flag")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_lr_find_bad_rate_range_is_bad_input():
+    result = run_engine("lr-find", "--min-lr", "2", "--max-lr", "1", "--model", "rnn")
+    assert result.returncode == 2, result.stderr
+    assert "--min-lr must be positive and below --max-lr" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_config_validation_and_the_loop_import_neither_tensorflow_nor_click():
+    """A config is plain data: checking one costs no TensorFlow import; the training loop is
+    a library function and knows nothing of the command line."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from engine.errors import InputError\n"
+        "from engine.training.config import TrainConfig\n"
+        "TrainConfig(model='rnn', loss='mae').validate()\n"
+        "try:\n"
+        "    TrainConfig(loss='hinge').validate()\n"
+        "except InputError as error:\n"
+        "    assert '--loss must be one of huber, mse, mae' in str(error), error\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "import engine.training.train\n"
+        "assert 'click' not in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

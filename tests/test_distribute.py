@@ -21,8 +21,8 @@ import pytest
 import tensorflow as tf
 from cli_runner import run_engine
 
-from engine.config import TrainConfig
-from engine.train import train
+from engine.training.config import TrainConfig
+from engine.training.train import train
 
 SMALL = dict(model="rnn", units=8, layers=1, window_size=20)  # 31 global batches of 32 an epoch
 SMALL_FLAGS = ["--model", "rnn", "--units", "8", "--layers", "1", "--quiet"]
@@ -65,7 +65,7 @@ def assert_same_weights(reference_dir, run_dir, epoch, tolerance=TOLERANCE):
 
 def model_difference(reference_dir, run_dir) -> float:
     import cells  # noqa: F401 - registers our layers
-    import engine.layers  # noqa: F401
+    import engine.model.scaling  # noqa: F401
 
     want = keras.saving.load_model(reference_dir / "model.keras").get_weights()
     got = keras.saving.load_model(run_dir / "model.keras").get_weights()
@@ -130,11 +130,11 @@ def mirrored_process(invocations: list[list[str]], results_path: str) -> None:
 
 def uneven_batches() -> dict:
     """Batches of 3 and 1 on two replicas (split 2 + 1, then 1 + 0) against one device."""
-    from engine.data import course_series
-    from engine.losses import get_loss
-    from engine.models import build_model
-    from engine.prepare import make_optimizer
-    from engine.train import make_train_step
+    from engine.model.builders import build_model
+    from engine.series.course import course_series
+    from engine.training.losses import get_loss
+    from engine.training.prepare import make_optimizer
+    from engine.training.step import make_train_step
 
     keras.config.set_dtype_policy("float32")
     _, series = course_series()
@@ -172,11 +172,11 @@ def uneven_batches() -> dict:
 def poisoned_step_on_two_replicas() -> dict:
     """A NaN in replica 1's half of the batch only: both replicas must skip the step. (Keras'
     `LossScaleOptimizer` takes replica 0's verdict, trusting the gradients to be summed.)"""
-    from engine.data import course_series
-    from engine.losses import get_loss
-    from engine.models import build_model
-    from engine.prepare import make_optimizer
-    from engine.train import make_train_step
+    from engine.model.builders import build_model
+    from engine.series.course import course_series
+    from engine.training.losses import get_loss
+    from engine.training.prepare import make_optimizer
+    from engine.training.step import make_train_step
 
     keras.config.set_dtype_policy("mixed_float16")
     _, series = course_series()

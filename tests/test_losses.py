@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from engine.losses import huber, mae, mse
+from engine.training.losses import huber_loss, mae_loss, mse_loss
 
 
 @pytest.mark.parametrize("delta", [0.5, 1.0, 2.5])
@@ -13,7 +13,7 @@ def test_huber_equals_keras_in_value_and_gradient(delta):
     y_pred = tf.Variable(rng.normal(size=(64, 1)) * 3, dtype=tf.float32)
     reference = keras.losses.Huber(delta=delta)
     with tf.GradientTape(persistent=True) as tape:
-        ours = huber(y_true, y_pred, delta)
+        ours = huber_loss(y_true, y_pred, delta)
         theirs = reference(y_true, y_pred)
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
     np.testing.assert_allclose(
@@ -31,8 +31,19 @@ def test_mse_and_mae_equal_keras():
     y_true = tf.constant([[1.0], [2.0], [-3.0]])
     y_pred = tf.constant([[1.5], [0.0], [-1.0]])
     np.testing.assert_allclose(
-        mse(y_true, y_pred), keras.losses.MeanSquaredError()(y_true, y_pred), rtol=1e-6
+        mse_loss(y_true, y_pred), keras.losses.MeanSquaredError()(y_true, y_pred), rtol=1e-6
     )
     np.testing.assert_allclose(
-        mae(y_true, y_pred), keras.losses.MeanAbsoluteError()(y_true, y_pred), rtol=1e-6
+        mae_loss(y_true, y_pred), keras.losses.MeanAbsoluteError()(y_true, y_pred), rtol=1e-6
     )
+
+
+def test_every_configurable_loss_has_a_function():
+    from engine.training.config import LOSSES
+    from engine.training.losses import get_loss
+
+    y_true, y_pred = tf.constant([[1.0]]), tf.constant([[3.0]])
+    expected = {"huber": 1.5, "mse": 4.0, "mae": 2.0}  # Huber with delta 1: 2 - 0.5
+    assert set(LOSSES) == set(expected)
+    for name in LOSSES:
+        assert float(get_loss(name)(y_true, y_pred)) == pytest.approx(expected[name])

@@ -66,7 +66,7 @@ def test_served_forecast_equals_the_exported_model(exported):
         served = np.asarray(answer["forecast"], dtype="float32")
         assert served.shape == (1, 7)
 
-        from engine.data import course_series
+        from engine.series.course import course_series
 
         _, series = course_series()
         loaded = tf.saved_model.load(str(base / "1"))

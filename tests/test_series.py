@@ -1,16 +1,10 @@
 import numpy as np
 import pytest
 
-from engine.data import (
-    Normalization,
-    course_series,
-    load_csv,
-    split_index,
-    split_series,
-    window_pairs,
-    windowed_dataset,
-)
 from engine.errors import InputError
+from engine.series.course import course_series
+from engine.series.load import load_csv, split_index
+from engine.series.windows import Normalization, window_pairs, windowed_dataset
 
 
 def test_course_series_shape_and_known_values():
@@ -27,7 +21,8 @@ def test_course_series_shape_and_known_values():
 
 def test_course_split_is_1000_and_461():
     _, series = course_series()
-    train, valid = split_series(series, None)
+    index = split_index(len(series), None)
+    train, valid = series[:index], series[index:]
     assert (len(train), len(valid)) == (1000, 461)
 
 

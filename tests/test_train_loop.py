@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from engine.config import TrainConfig
-from engine.data import course_series, window_pairs, windowed_dataset
-from engine.losses import get_loss
-from engine.models import build_model
-from engine.prepare import make_optimizer
-from engine.train import make_train_step
+from engine.model.builders import build_model
+from engine.series.course import course_series
+from engine.series.windows import window_pairs, windowed_dataset
+from engine.training.config import TrainConfig
+from engine.training.losses import get_loss
+from engine.training.prepare import make_optimizer
+from engine.training.step import make_train_step
 
 WINDOW, BATCH, EPOCHS = 20, 32, 3
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from cli_runner import run_engine
 
-from engine.config import TrainConfig, load_config
 from engine.errors import InputError
-from engine.prepare import resolve_config
-from engine.train import train
+from engine.training.config import TrainConfig, load_config
+from engine.training.prepare import resolve_config
+from engine.training.train import train
 
 SMALL = dict(model="rnn", units=8, layers=1, window_size=20)
 SMALL_FLAGS = ["--model", "rnn", "--units", "8", "--layers", "1", "--quiet"]
@@ -101,7 +101,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
 
     import cells  # noqa: F401 - registers our layers
-    import engine.layers  # noqa: F401
+    import engine.model.scaling  # noqa: F401
 
     for a, b in zip(
         keras.saving.load_model(tmp_path / "whole" / "model.keras").get_weights(),

@@ -16,14 +16,14 @@ import pytest
 import tensorflow as tf
 
 import cells
-from engine.config import TrainConfig
-from engine.data import course_series, windowed_dataset
-from engine.fast_path import step_options
-from engine.losses import get_loss
-from engine.models import build_model
-from engine.prepare import make_optimizer
-from engine.train import make_train_step
-from engine.verify import TOLERANCES, relative_difference
+from cells.equivalence import TOLERANCES, relative_difference
+from engine.model.builders import build_model
+from engine.series.course import course_series
+from engine.series.windows import windowed_dataset
+from engine.training.config import TrainConfig
+from engine.training.losses import get_loss
+from engine.training.prepare import make_optimizer
+from engine.training.step import make_train_step, step_options
 
 WINDOW, BATCH, STEPS = 12, 16, 3
 WEIGHT_ATOL = 1e-6
@@ -88,7 +88,7 @@ def test_step_options_build_a_step_on_cpu(fast):
     options = step_options(TrainConfig(fast=fast))
     assert set(options) == {"jit_compile", "unroll"}
     assert options["unroll"] is (None if fast else False)  # --no-fast: the cells' while-loop
-    # Measured slower on CPU (see engine/fast_path.py), so never picked; off with --no-fast.
+    # Measured slower on CPU (docs/performance.md), so never picked; off with --no-fast.
     assert options["jit_compile"] is False
     for precision in ("mixed_float16", "mixed_bfloat16"):
         assert step_options(TrainConfig(fast=fast, precision=precision))["jit_compile"] is False
@@ -169,7 +169,7 @@ def test_cells_match_keras_inside_an_xla_step(name):
 
 
 def test_inputs_are_projected_ahead_inside_bidirectional_only():
-    """The measured choice (engine/fast_path.py): a lone recurrence steps with `cell.step`,
+    """The measured choice (docs/performance.md): a lone recurrence steps with `cell.step`,
     the two of a Bidirectional project all steps' inputs first, also once reloaded; and both
     loops agree with each other on the same weights."""
     lone = cells.LSTM(6, return_sequences=True)

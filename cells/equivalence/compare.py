@@ -1,18 +1,6 @@
-"""Proof that seqcast's cells compute what `keras.layers.*` compute.
-
-One case builds a Keras built-in (SimpleRNN, LSTM, GRU, optionally inside Bidirectional,
-optionally stacked two deep) and the same thing from `cells`, gives both the same weights
-(copied, then perturbed so that no bias is zero), and compares:
-
-- the forward outputs and every returned state;
-- the gradients, under a random cotangent, with respect to the inputs, the initial states
-  (when given) and every weight.
-
-A tensor's difference is `max |ours - keras| / max |keras|` (the absolute difference when
-the reference is all zeros); a case's output and gradient differences are the largest over
-its tensors, and it passes when both are within the tolerance of its dtype. The tests in
-`tests/test_cells_*.py` and `engine verify` run these same functions.
-"""
+"""One comparison: the Keras built-in and our layer, given the same weights, run on the same
+inputs; the outputs, returned states and gradients (inputs, initial states, every weight)
+are compared as `max |ours - keras| / max |keras|`."""
 
 from __future__ import annotations
 
@@ -20,80 +8,11 @@ import contextlib
 import math
 import re
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-#: Largest allowed `max |ours - keras| / max |keras|`, per dtype policy.
-TOLERANCES = {
-    "float64": 1e-12,
-    "float32": 1e-5,
-    "mixed_float16": 2e-2,
-    "mixed_bfloat16": 2e-2,
-}
-CELLS = ("SimpleRNN", "LSTM", "GRU", "GRU(reset_after=False)")
-MERGE_MODES = ("concat", "sum", "ave", "mul", "none")
-MASKS = ("", "masking", "explicit")
-
-
-@dataclass(frozen=True)
-class Case:
-    """One comparison. `bidirectional` is a merge mode ("none" for None) or "" for none;
-    `mask` is "" (no mask), "masking" (a `keras.layers.Masking` layer in front, padding
-    zeroed) or "explicit" (a `mask=` argument); `layers` stacks that many layers."""
-
-    cell: str
-    dtype: str
-    time: int = 8
-    features: int = 4
-    units: int = 6
-    batch: int = 4
-    return_sequences: bool = False
-    return_state: bool = False
-    go_backwards: bool = False
-    bidirectional: str = ""
-    mask: str = ""
-    initial_state: bool = False
-    layers: int = 1
-    unroll: bool = False
-    graph: bool = False
-
-    def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ValueError(f"unknown cell {self.cell!r}; one of {CELLS}")
-        if self.dtype not in TOLERANCES:
-            raise ValueError(f"unknown dtype {self.dtype!r}; one of {tuple(TOLERANCES)}")
-        if self.bidirectional not in ("", *MERGE_MODES):
-            raise ValueError(f"unknown merge mode {self.bidirectional!r}")
-        if self.mask not in MASKS:
-            raise ValueError(f"unknown mask {self.mask!r}")
-
-    @property
-    def config(self) -> str:
-        """A short, readable label of everything but the cell and dtype."""
-        parts = [f"T={self.time} F={self.features} U={self.units}"]
-        parts.append("seq" if self.return_sequences else "last")
-        if self.return_state:
-            parts.append("state")
-        if self.go_backwards:
-            parts.append("backwards")
-        if self.bidirectional:
-            parts.append(f"bidi:{self.bidirectional}")
-        if self.mask:
-            parts.append(f"mask:{self.mask}")
-        if self.initial_state:
-            parts.append("init")
-        if self.layers > 1:
-            parts.append(f"stack{self.layers}")
-        parts.append("unrolled" if self.unroll else "loop")
-        if self.graph:
-            parts.append("tf.function")
-        return " ".join(parts)
-
-    @property
-    def tolerance(self) -> float:
-        return TOLERANCES[self.dtype]
+from cells.equivalence.cases import Case
 
 
 @dataclass
@@ -117,78 +36,6 @@ class Result:
             if not math.isfinite(payload[key]):
                 payload[key] = None  # JSON has no NaN / Infinity
         return payload
-
-
-def full_grid(dtypes: Iterable[str] = ("float64", "float32")) -> list[Case]:
-    """The full grid: every cell, in each dtype, through every feature the issue names.
-
-    Per cell: return_sequences on and off; go_backwards; a Masking layer and an explicit
-    mask (rows padded at the start, the end, in the middle); initial_state; stacks of two;
-    Bidirectional in every merge mode; time lengths 1 and 64, feature sizes 1 and 4. Each
-    behaviour runs on both paths (unrolled and `tf.while_loop`).
-    """
-    shapes = [
-        dict(time=1, features=1),
-        dict(time=1, features=4, return_sequences=True, return_state=True, unroll=True),
-        dict(time=64, features=1, return_sequences=True, go_backwards=True),
-        dict(mask="masking", initial_state=True, go_backwards=True, return_state=True),
-        dict(go_backwards=True, initial_state=True, return_sequences=True, unroll=True),
-        dict(mask="masking", return_sequences=True, unroll=True),
-        dict(mask="explicit", return_sequences=True, return_state=True),
-        dict(layers=2, mask="masking", return_state=True),
-        dict(layers=2, return_sequences=True, go_backwards=True, unroll=True),
-        dict(bidirectional="concat", return_sequences=True, mask="explicit"),
-        dict(bidirectional="sum", initial_state=True, unroll=True),
-        dict(bidirectional="ave", return_sequences=True, mask="masking"),
-        dict(bidirectional="mul", return_sequences=True, mask="explicit", unroll=True),
-        dict(bidirectional="none", return_sequences=True, return_state=True, initial_state=True),
-    ]
-    cases = []
-    for dtype_index, dtype in enumerate(dtypes):
-        for cell in CELLS:
-            for shape in shapes:
-                if shape.get("time") == 64:
-                    # The long sequence is the slow one: one path per dtype, alternating.
-                    shape = dict(shape, unroll=dtype_index % 2 == 1)
-                cases.append(Case(cell=cell, dtype=dtype, **shape))
-    return cases
-
-
-def graph_subset(dtypes: Iterable[str] = ("float64", "float32")) -> list[Case]:
-    """The same comparisons inside one `tf.function` (graph mode, as training runs them):
-    both paths in each dtype, with masks, initial states, Bidirectional and a stack."""
-    loop = dict(time=64, return_sequences=True, mask="explicit", initial_state=True)
-    unrolled = dict(bidirectional="concat", mask="masking", return_state=True, unroll=True)
-    cells = iter(CELLS * len(tuple(dtypes)))
-    return [
-        Case(cell=next(cells), dtype=dtype, graph=True, **shape)
-        for dtype in dtypes
-        for shape in (loop, unrolled)
-    ]
-
-
-def mixed_subset(dtypes: Iterable[str] = ("mixed_float16", "mixed_bfloat16")) -> list[Case]:
-    """A representative subset under the mixed policies: each cell on both paths, a long
-    sequence, a mask, initial states, Bidirectional and a stack."""
-    shapes = [
-        dict(time=32, features=4, return_sequences=True, return_state=True, go_backwards=True),
-        dict(bidirectional="concat", mask="masking", initial_state=True, unroll=True),
-    ]
-    return [
-        # One long sequence per policy also runs inside a tf.function (graph mode).
-        Case(
-            cell=cell, dtype=dtype, graph=shape is shapes[0] and cell_index == dtype_index, **shape
-        )
-        for dtype_index, dtype in enumerate(dtypes)
-        for cell_index, cell in enumerate(CELLS)
-        for shape in shapes
-    ]
-
-
-def default_cases() -> list[Case]:
-    """What `engine verify` runs: the full grid in float64 and float32 (eager), the same
-    comparisons on a subset in graph mode, and a subset under the mixed policies."""
-    return full_grid() + graph_subset() + mixed_subset()
 
 
 @contextlib.contextmanager
@@ -340,6 +187,21 @@ def _first_line(failure: Exception) -> str:
     return lines[0][:200] if lines else ""
 
 
+@contextlib.contextmanager
+def _retracing_warnings_off():
+    """Each graph case is a new `tf.function`, traced once on purpose; TensorFlow's warning
+    that "N out of the last N calls triggered retracing" would only flood stderr."""
+    import tensorflow as tf
+
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _compare(case: Case, seed: int) -> tuple[float, float, dict]:
     import tensorflow as tf
 
@@ -417,9 +279,10 @@ def _compare(case: Case, seed: int) -> tuple[float, float, dict]:
     if case.graph:
         # One graph for both sides (one trace); nothing in it needs autograph.
         both = tf.function(both, autograph=False)
-    (reference_outputs, reference_gradients), (ours_outputs, ours_gradients) = (
-        tf.nest.map_structure(lambda t: t.numpy(), both(x, initial_state))
-    )
+    with _retracing_warnings_off():
+        (reference_outputs, reference_gradients), (ours_outputs, ours_gradients) = (
+            tf.nest.map_structure(lambda t: t.numpy(), both(x, initial_state))
+        )
     if len(ours_outputs) != len(reference_outputs):
         raise AssertionError("ours and keras return different numbers of tensors")
     tensors = {}
@@ -432,71 +295,3 @@ def _compare(case: Case, seed: int) -> tuple[float, float, dict]:
     output_diff = max(v for k, v in tensors.items() if k.startswith("output"))
     gradient_diff = max(v for k, v in tensors.items() if k.startswith("d/"))
     return output_diff, gradient_diff, tensors
-
-
-def run_verify(
-    cases: list[Case] | None = None,
-    progress: Callable[[int, int, Result], None] | None = None,
-    seed: int = 0,
-) -> dict:
-    """Runs `cases` (default: `default_cases()`) and returns the report of `engine verify`.
-
-    `{"passed": bool, "cases": [{"cell", "config", "dtype", "output_diff", "gradient_diff",
-    "tolerance", "passed", ...}], "gpu": bool, "tf32_disabled": bool, "max_diff": {...},
-    "seconds": float}`.
-    """
-    import tensorflow as tf
-
-    cases = default_cases() if cases is None else cases
-    gpu = disable_tf32()
-    start = time.perf_counter()
-    results = []
-    for index, case in enumerate(cases):
-        result = compare(case, seed=seed + index)
-        results.append(result)
-        if progress is not None:
-            progress(index + 1, len(cases), result)
-    largest: dict[str, dict[str, float]] = {}
-    for result in results:
-        entry = largest.setdefault(result.dtype, {"output_diff": 0.0, "gradient_diff": 0.0})
-        for key in entry:
-            value = getattr(result, key)
-            entry[key] = value if not math.isfinite(value) else max(entry[key], value)
-    return {
-        "passed": all(result.passed for result in results),
-        "cases": [result.as_json() for result in results],
-        "gpu": gpu,
-        "tf32_disabled": gpu and not tf.config.experimental.tensor_float_32_execution_enabled(),
-        "max_diff": largest,
-        "seconds": round(time.perf_counter() - start, 1),
-    }
-
-
-def format_table(report: dict) -> str:
-    """The report as a fixed-width table, one row per case."""
-    rows = report["cases"]
-    cell_width = max([len("cell")] + [len(row["cell"]) for row in rows]) + 2
-    config_width = max([len("configuration")] + [len(row["config"]) for row in rows]) + 2
-    lines = [
-        f"{'cell':<{cell_width}}{'configuration':<{config_width}}{'dtype':<16}"
-        f"{'output':>9}{'gradient':>10}{'tolerance':>11}  result"
-    ]
-    for row in rows:
-        verdict = "pass" if row["passed"] else "FAIL"
-        if row.get("error"):
-            verdict += f" ({row['error']})"
-        lines.append(
-            f"{row['cell']:<{cell_width}}{row['config']:<{config_width}}{row['dtype']:<16}"
-            f"{_figure(row['output_diff']):>9}{_figure(row['gradient_diff']):>10}"
-            f"{row['tolerance']:>11.0e}  {verdict}"
-        )
-    return "\n".join(lines)
-
-
-def _figure(value) -> str:
-    return "n/a" if value is None else f"{value:.1e}"
-
-
-def replace_dtype(cases: Iterable[Case], dtype: str) -> list[Case]:
-    """The same cases under another dtype policy."""
-    return [replace(case, dtype=dtype) for case in cases]

@@ -7,63 +7,28 @@ dimension is left `None`, so a model trained on one window size still runs on an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import keras
 
 from engine.errors import InputError
-from engine.layers import ScaleWindow, SeasonalChannels, UnscaleForecast
+from engine.model.scaling import ScaleWindow, SeasonalChannels, UnscaleForecast
+from engine.model.specs import CELLS, MODELS, SEASONAL_LEADS, SEASONAL_RECENT, needs_period
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """Defaults of a named model; `--units`, `--layers`, `--window-size` override them."""
+def recurrent_layers(cell_kind: str):
+    """`(SimpleRNN, LSTM, GRU, Bidirectional)` from our cells (`custom`) or Keras (`keras`)."""
+    if cell_kind == "custom":
+        import cells
 
-    units: int
-    layers: int
-    anchor: str  # how ScaleWindow centres each window
-    description: str
-    seasonal: bool = False  # reads last year's values: needs the period
-
-    def default_window_size(self, period: int | None) -> int:
-        return SEASONAL_RECENT + period - 1 if self.seasonal else 20
-
-
-SEASONAL_RECENT, SEASONAL_LEADS = 20, 10
-MODELS = {
-    "seasonal-gru": ModelSpec(
-        48,
-        2,
-        "mean",
-        "stacked GRU over the last 20 steps, each with last year's values at the same phase",
-        seasonal=True,
-    ),
-    "rnn": ModelSpec(40, 2, "last", "stacked SimpleRNN (the course's week-3 model)"),
-    "lstm": ModelSpec(64, 2, "last", "stacked LSTM"),
-    "bilstm": ModelSpec(32, 2, "last", "stacked Bidirectional LSTM (the course's week-3 model)"),
-    "gru": ModelSpec(64, 2, "last", "stacked GRU"),
-    "conv-lstm": ModelSpec(
-        64, 2, "last", "causal Conv1D then stacked LSTM (the course's week-4 shape)"
-    ),
-}
-CELLS = ("custom", "keras")
-
-
-def recurrent_layers(cells: str):
-    """`(SimpleRNN, LSTM, GRU, Bidirectional)` from our cells or from Keras."""
-    if cells == "custom":
-        import cells as ours
-
-        return ours.SimpleRNN, ours.LSTM, ours.GRU, ours.Bidirectional
-    if cells == "keras":
+        return cells.SimpleRNN, cells.LSTM, cells.GRU, cells.Bidirectional
+    if cell_kind == "keras":
         layers = keras.layers
         return layers.SimpleRNN, layers.LSTM, layers.GRU, layers.Bidirectional
-    raise InputError(f"--cells must be one of {', '.join(CELLS)}, not {cells!r}")
+    raise InputError(f"--cells must be one of {', '.join(CELLS)}, not {cell_kind!r}")
 
 
 def build_model(
     name: str = "rnn",
-    cells: str = "custom",
+    cell_kind: str = "custom",
     units: int | None = None,
     layers: int | None = None,
     scale: float = 1.0,
@@ -82,16 +47,13 @@ def build_model(
     anchor = spec.anchor if anchor is None else anchor
     if units < 1 or layers < 1:
         raise InputError("--units and --layers must be at least 1")
-    simple_rnn, lstm, gru, bidirectional = recurrent_layers(cells)
+    simple_rnn, lstm, gru, bidirectional = recurrent_layers(cell_kind)
 
     window = keras.Input(shape=(None,), name="window", dtype="float32")
     hidden, anchor_value = ScaleWindow(scale, anchor, offset, name="scale_window")(window)
     if spec.seasonal:
         if not period or period < 2:
-            raise InputError(
-                f"--model {name} reads last year's values: give the series' --period "
-                "(the course series has 365), or choose a model such as rnn"
-            )
+            raise needs_period(name)
         hidden = SeasonalChannels(SEASONAL_RECENT, period, SEASONAL_LEADS, name="seasonal")(hidden)
     if name == "conv-lstm":
         hidden = keras.layers.Conv1D(
@@ -137,28 +99,3 @@ def rebuild_with_custom_cells(
     )
     rebuilt.set_weights(model.get_weights())
     return rebuilt
-
-
-def resolve_model_settings(config, series_period: int | None):
-    """The config with the model's defaults filled in (window size, anchor, units, layers,
-    period), so that config.toml records what was really built."""
-    spec = MODELS[config.model]
-    period = config.period or (series_period if spec.seasonal else None)
-    if spec.seasonal and not period:
-        raise InputError(
-            f"--model {config.model} reads last year's values: give the series' --period "
-            "(the course series has 365), or choose a model such as rnn"
-        )
-    window_size = config.window_size or spec.default_window_size(period)
-    if spec.seasonal and window_size < spec.default_window_size(period):
-        raise InputError(
-            f"--model {config.model} needs --window-size of at least "
-            f"{spec.default_window_size(period)} (the period plus {SEASONAL_RECENT - 1})"
-        )
-    return config.replace(
-        window_size=window_size,
-        period=period,
-        anchor=config.anchor or spec.anchor,
-        units=config.units or spec.units,
-        layers=config.layers or spec.layers,
-    )

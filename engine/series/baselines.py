@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.errors import InputError
-from engine.metrics import mae, mse
+from engine.series.metrics import mae, mse
 
 DEFAULT_MOVING_AVERAGE = 30
 

@@ -1,7 +1,6 @@
-"""Series sources (the course series, CSV files), splits, scaling and windowed datasets.
+"""Where a series comes from (the course series or a CSV column) and where it is split.
 
-Shapes: a series is a 1-D float array `[time]`; `windowed_dataset` yields
-`(window [batch, window_size], next_value [batch])` pairs.
+A series is a 1-D float64 array `[time]`; bad files are an `InputError` naming the row.
 """
 
 from __future__ import annotations
@@ -14,37 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import InputError
-
-# The course's synthetic series ("Sequences, Time Series and Prediction", weeks 1-4).
-COURSE_LENGTH = 4 * 365 + 1
-COURSE_SPLIT = 1000
-COURSE_PERIOD = 365
-
-
-def seasonal_pattern(season_time: np.ndarray) -> np.ndarray:
-    """An arbitrary pattern over one period; `season_time` is in [0, 1)."""
-    return np.where(season_time < 0.4, np.cos(season_time * 2 * np.pi), 1 / np.exp(3 * season_time))
-
-
-def course_series(
-    length: int = COURSE_LENGTH,
-    baseline: float = 10.0,
-    slope: float = 0.05,
-    period: int = COURSE_PERIOD,
-    amplitude: float = 40.0,
-    noise_level: float = 5.0,
-    seed: int = 42,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Trend + seasonality + noise, exactly as the course builds it.
-
-    Returns `(time [length] float32, series [length] float64)`. The course computes time
-    in float32 and the noise in float64; keeping both reproduces its published figures.
-    """
-    time = np.arange(length, dtype="float32")
-    season_time = ((time + 0) % period) / period
-    series = baseline + slope * time + amplitude * seasonal_pattern(season_time)
-    series = series + np.random.RandomState(seed).randn(length) * noise_level
-    return time, series
+from engine.series.course import COURSE_LENGTH, COURSE_PERIOD, COURSE_SPLIT, course_series
 
 
 @dataclass(frozen=True)
@@ -185,14 +154,6 @@ def split_index(length: int, split: float | int | str | None) -> int:
     return index
 
 
-def split_series(
-    series: np.ndarray, split: float | int | str | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """`(train, valid)` around `split_index`."""
-    index = split_index(len(series), split)
-    return series[:index], series[index:]
-
-
 def check_windowable(train_length: int, valid_length: int, window_size: int) -> None:
     """Both parts must give at least one (window, next value) pair."""
     if window_size < 1:
@@ -204,56 +165,3 @@ def check_windowable(train_length: int, valid_length: int, window_size: int) -> 
         )
     if valid_length < 1:
         raise InputError("the validation part is empty")
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """Mean and standard deviation of the training part only (no validation leakage)."""
-
-    mean: float
-    std: float
-
-    @classmethod
-    def fit(cls, train: np.ndarray) -> Normalization:
-        std = float(np.std(train))
-        return cls(float(np.mean(train)), std if std > 0 else 1.0)
-
-    def apply(self, series: np.ndarray) -> np.ndarray:
-        return (series - self.mean) / self.std
-
-    def invert(self, scaled: np.ndarray) -> np.ndarray:
-        return scaled * self.std + self.mean
-
-
-def window_pairs(series: np.ndarray, window_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every `(window [n, window_size], next_value [n])` pair, in order, in plain numpy."""
-    series = np.asarray(series)
-    count = len(series) - window_size
-    if count < 1:
-        return np.zeros((0, window_size), series.dtype), np.zeros((0,), series.dtype)
-    index = np.arange(window_size)[None, :] + np.arange(count)[:, None]
-    return series[index], series[window_size : window_size + count]
-
-
-def windowed_dataset(
-    series: np.ndarray,
-    window_size: int,
-    batch_size: int,
-    shuffle_buffer: int | None = 1000,
-    seed: int | None = None,
-):
-    """The course's `windowed_dataset`: windows of `window_size + 1` with shift 1,
-    shuffled, split into `(window, next_value)`, batched and prefetched.
-
-    `shuffle_buffer=None` keeps the order (for evaluation and exact comparisons).
-    Yields `(float32 [batch, window_size], float32 [batch])`.
-    """
-    import tensorflow as tf
-
-    dataset = tf.data.Dataset.from_tensor_slices(np.asarray(series, dtype="float32"))
-    dataset = dataset.window(window_size + 1, shift=1, drop_remainder=True)
-    dataset = dataset.flat_map(lambda window: window.batch(window_size + 1))
-    if shuffle_buffer:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
-    dataset = dataset.map(lambda window: (window[:-1], window[-1]))
-    return dataset.batch(batch_size).prefetch(1)

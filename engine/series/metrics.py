@@ -22,7 +22,9 @@ def mase(truth: np.ndarray, forecast: np.ndarray, train: np.ndarray, period: int
     return mae(truth, forecast) / scale if scale > 0 else float("nan")
 
 
-def figures(truth: np.ndarray, forecast: np.ndarray, train: np.ndarray | None = None) -> dict:
+def forecast_errors(
+    truth: np.ndarray, forecast: np.ndarray, train: np.ndarray | None = None
+) -> dict:
     """`{"mae", "mse", "rmse", "mase"}`; MASE only when `train` is given."""
     result = {"mae": mae(truth, forecast), "mse": mse(truth, forecast)}
     result["rmse"] = float(np.sqrt(result["mse"]))

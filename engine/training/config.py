@@ -23,6 +23,7 @@ OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("default", "mirrored", "multi-worker")
+LOSSES = ("huber", "mse", "mae")  # engine.training.losses.get_loss builds each
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,14 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise `InputError` naming the first bad field."""
-        from engine.losses import LOSSES
-        from engine.models import CELLS, MODELS
+        from engine.model.specs import CELLS, MODELS
 
         choices = {
             "optimizer": OPTIMIZERS,
             "precision": PRECISIONS,
             "lr_schedule": SCHEDULES,
             "strategy": STRATEGIES,
-            "loss": tuple(LOSSES),
+            "loss": LOSSES,
             "model": tuple(MODELS),
             "cells": CELLS,
             "anchor": ("last", "mean", "none"),

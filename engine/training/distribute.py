@@ -24,8 +24,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from engine.config import TrainConfig
 from engine.errors import InputError
+from engine.training.config import TrainConfig
 
 
 def make_strategy(config: TrainConfig) -> tf.distribute.Strategy:

@@ -10,7 +10,7 @@ import functools
 import tensorflow as tf
 
 
-def huber(y_true, y_pred, delta: float = 1.0):
+def huber_loss(y_true, y_pred, delta: float = 1.0):
     """Quadratic within `delta` of the target, linear beyond: robust to noisy spikes."""
     y_true = tf.cast(y_true, tf.float32)
     error = tf.cast(y_pred, tf.float32) - y_true
@@ -20,19 +20,16 @@ def huber(y_true, y_pred, delta: float = 1.0):
     return tf.reduce_mean(tf.where(absolute <= delta, quadratic, linear))
 
 
-def mse(y_true, y_pred):
+def mse_loss(y_true, y_pred):
     return tf.reduce_mean(tf.square(tf.cast(y_pred, tf.float32) - tf.cast(y_true, tf.float32)))
 
 
-def mae(y_true, y_pred):
+def mae_loss(y_true, y_pred):
     return tf.reduce_mean(tf.abs(tf.cast(y_pred, tf.float32) - tf.cast(y_true, tf.float32)))
 
 
-LOSSES = {"huber": huber, "mse": mse, "mae": mae}
-
-
 def get_loss(name: str, huber_delta: float = 1.0):
-    """The loss function for `--loss NAME`."""
+    """The loss function for `--loss NAME` (one of `engine.training.config.LOSSES`)."""
     if name == "huber":
-        return functools.partial(huber, delta=huber_delta)
-    return LOSSES[name]
+        return functools.partial(huber_loss, delta=huber_delta)
+    return {"mse": mse_loss, "mae": mae_loss}[name]

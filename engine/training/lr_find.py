@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.config import TrainConfig
-from engine.errors import RunFailed
-from engine.losses import get_loss
+from engine.errors import InputError, RunFailed
+from engine.training.config import TrainConfig
+from engine.training.losses import get_loss
 
 
 def sweep_rates(min_lr: float, max_lr: float, steps: int) -> np.ndarray:
@@ -48,15 +48,18 @@ def find_lr(
     `config.fast`'s step; returns `{"suggested_lr", "lrs", "losses", "replicas", ...}`."""
     import keras
 
-    from engine.data import windowed_dataset
-    from engine.distribute import distribute_dataset, is_chief, make_strategy
-    from engine.plots import plot_lr_sweep
-    from engine.prepare import apply_precision, prepare_data, resolve_config
-    from engine.train import Progress, build_training
+    from engine.series.windows import windowed_dataset
+    from engine.training.distribute import distribute_dataset, is_chief, make_strategy
+    from engine.training.plots import plot_lr_sweep
+    from engine.training.prepare import apply_precision, prepare_data, resolve_config
+    from engine.training.progress import Progress
+    from engine.training.step import build_training
 
+    if not (math.isfinite(min_lr) and math.isfinite(max_lr) and 0 < min_lr < max_lr):
+        raise InputError(f"--min-lr must be positive and below --max-lr, not {min_lr} and {max_lr}")
+    if steps < 3:
+        raise InputError("--steps must be at least 3")
     config = resolve_config(config.validate())
-    if not 0 < min_lr < max_lr:
-        raise RunFailed("--min-lr must be positive and below --max-lr")
     # The sweep steps exactly as `engine train` would with the same flags: same strategy,
     # same fast path, so the rate it suggests is for that step.
     strategy = make_strategy(config)  # first: devices and collectives precede TF's runtime

@@ -1,10 +1,13 @@
-"""PNG plots of a run: loss curves, validation forecast, learning-rate sweep."""
+"""PNG plots: a run's loss curves and validation forecast, the learning-rate sweep, and a
+served forecast after its history."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+
+from engine.errors import InputError
 
 
 def _pyplot():
@@ -16,11 +19,20 @@ def _pyplot():
     return plt
 
 
-def _save(plt, figure, path: Path) -> Path:
+def _finish(plt, figure, axis, path: Path, xlabel: str, ylabel: str, dpi: int = 110) -> Path:
+    """Label the axes, add the legend and write the PNG; a path that cannot be written is an
+    `InputError`, and the figure is closed either way (pyplot keeps it alive otherwise)."""
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)  # pyplot keeps every open figure alive otherwise
-    return path
+    try:
+        figure.savefig(path, dpi=dpi)
+    except OSError as error:
+        raise InputError(f"cannot write plot {path}: {error.strerror}") from error
+    finally:
+        plt.close(figure)
+    return Path(path)
 
 
 def plot_losses(metrics: list[dict], path: Path) -> Path:
@@ -29,14 +41,11 @@ def plot_losses(metrics: list[dict], path: Path) -> Path:
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     left.plot(epochs, [m["loss"] for m in metrics], label="training loss")
     left.plot(epochs, [m["val_loss"] for m in metrics], label="validation loss")
-    left.set_xlabel("epoch")
-    left.set_ylabel("loss")
     left.set_yscale("log")
-    left.legend()
-    right.plot(epochs, [m["val_mae"] for m in metrics], color="tab:green")
+    right.plot(epochs, [m["val_mae"] for m in metrics], color="tab:green", label="validation MAE")
     right.set_xlabel("epoch")
     right.set_ylabel("validation MAE (series units)")
-    return _save(plt, figure, path)
+    return _finish(plt, figure, left, path, "epoch", "loss")
 
 
 def plot_forecast(
@@ -46,11 +55,8 @@ def plot_forecast(
     figure, axis = plt.subplots(figsize=(11, 4))
     axis.plot(time, truth, label="validation series", linewidth=1)
     axis.plot(time, forecast, label="one-step forecast", linewidth=1)
-    axis.set_xlabel("time step")
-    axis.set_ylabel("value")
     axis.set_title(title)
-    axis.legend()
-    return _save(plt, figure, path)
+    return _finish(plt, figure, axis, path, "time step", "value")
 
 
 def plot_lr_sweep(
@@ -62,7 +68,18 @@ def plot_lr_sweep(
     axis.semilogx(lrs, smoothed, label="smoothed")
     axis.axvline(suggested, color="tab:red", linestyle="--", label=f"suggested {suggested:.2e}")
     axis.set_yscale("log")
-    axis.set_xlabel("learning rate")
-    axis.set_ylabel("training loss")
-    axis.legend()
-    return _save(plt, figure, path)
+    return _finish(plt, figure, axis, path, "learning rate", "training loss")
+
+
+def plot_history_and_forecast(
+    history: np.ndarray, forecast: np.ndarray, path: Path, label: str
+) -> Path:
+    """The recent history (at least a year, or four horizons) and the forecast after it."""
+    plt = _pyplot()
+    shown = min(len(history), max(4 * len(forecast), 365))
+    start = len(history) - shown
+    figure, axis = plt.subplots(figsize=(10, 4))
+    axis.plot(np.arange(start, len(history)), history[start:], label="history", linewidth=1)
+    steps = np.arange(len(history), len(history) + len(forecast))
+    axis.plot(steps, forecast, label=label, linewidth=1.5)
+    return _finish(plt, figure, axis, path, "time step", "value", dpi=100)

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.config import TrainConfig
-from engine.data import Normalization, check_windowable, load_series, split_index, window_pairs
+from engine.series.load import check_windowable, load_series, split_index
+from engine.series.windows import Normalization, window_pairs
+from engine.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class RunData:
 def resolve_config(config: TrainConfig) -> TrainConfig:
     """Fill in the model's defaults (window size, anchor, units, layers, period); the
     series' own period (365 for the course series) serves seasonal models."""
-    from engine.models import MODELS, resolve_model_settings
+    from engine.model.specs import MODELS, resolve_model_settings
 
     config = config.validate()  # a known model before its defaults are looked up
     series_period = None
@@ -76,7 +77,7 @@ def apply_precision(precision: str) -> None:
 
 
 def build_run_model(config: TrainConfig, data: RunData):
-    from engine.models import build_model
+    from engine.model.builders import build_model
 
     return build_model(
         config.model,

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.config import TrainConfig, load_config
 from engine.errors import InputError
+from engine.training.config import TrainConfig, load_config
 
 
 @dataclass
@@ -26,8 +26,9 @@ def load_run(run_dir: str | Path, for_export: bool = True) -> LoadedRun:
     import keras
 
     import cells  # noqa: F401 - registers our layers for deserialisation
-    import engine.layers  # noqa: F401
-    from engine.models import MODELS, rebuild_with_custom_cells
+    import engine.model.scaling  # noqa: F401
+    from engine.model.builders import rebuild_with_custom_cells
+    from engine.model.specs import MODELS
 
     run_dir = Path(run_dir)
     model_path = run_dir / "model.keras"

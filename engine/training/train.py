@@ -7,136 +7,34 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from cells import automatic_unroll
-from engine.config import TrainConfig, load_config
-from engine.data import windowed_dataset
-from engine.distribute import (
-    distribute_dataset,
-    make_strategy,
-    sum_gradients_in_step,
-    write_dir,
-)
 from engine.errors import InputError, RunFailed
-from engine.fast_path import step_options
-from engine.losses import get_loss
-from engine.metrics import figures
-from engine.prepare import (
+from engine.series.metrics import forecast_errors
+from engine.series.windows import windowed_dataset
+from engine.training.config import TrainConfig, load_config
+from engine.training.distribute import distribute_dataset, make_strategy, write_dir
+from engine.training.losses import get_loss
+from engine.training.prepare import (
     RunData,
     apply_precision,
-    build_run_model,
     current_lr,
-    make_optimizer,
     prepare_data,
     resolve_config,
     steps_per_epoch,
 )
-
-
-def make_train_step(model, optimizer, loss_fn, jit_compile: bool = False, unroll=None):
-    """One optimisation step on a global batch `(windows [batch, time], targets [batch])`,
-    split among the replicas of the current strategy (build it in `strategy.scope()`).
-
-    Returns `(loss, grads_finite)`: the mean loss over the global batch, and whether every
-    gradient was finite. Each replica weights its own mean loss by its share of the global
-    batch (what `tf.nn.compute_average_loss` does with per-example losses), so the summed
-    gradients are those of the global mean, also for a partial last batch split unevenly.
-    The gradients are summed across replicas before the optimizer sees them, so its clipping
-    (`clipnorm`, `global_clipnorm` or `clipvalue`) acts on the global gradient. Under
-    mixed_float16 the optimizer is a `LossScaleOptimizer`: the loss is scaled inside the tape,
-    and `apply` unscales the gradients, skips the step if any is non-finite (the same verdict
-    on every replica, as they hold the same sums) and adjusts the scale. For any other
-    optimizer `scale_loss` is the identity. Under the default strategy every sum is the
-    identity and every share is 1.
-    """
-    strategy = tf.distribute.get_strategy()
-    sum_gradients_in_step(optimizer)
-
-    def replica_step(windows, targets):
-        replica = tf.distribute.get_replica_context()
-        local_count = tf.cast(tf.shape(targets)[0], tf.float32)
-        share = local_count / replica.all_reduce(tf.distribute.ReduceOp.SUM, local_count)
-        with tf.GradientTape() as tape:
-            predictions = model(windows, training=True)
-            # multiply_no_nan: a replica left without examples adds 0, not the NaN of an empty mean
-            loss = tf.math.multiply_no_nan(loss_fn(targets[:, None], predictions), share)
-            scaled_loss = optimizer.scale_loss(loss)
-        grads = tape.gradient(scaled_loss, model.trainable_variables)
-        grads = replica.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        grads_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
-        optimizer.apply(grads, model.trainable_variables)
-        return loss, grads_finite
-
-    # XLA cannot compile a step that spans devices (Keras turns it off under tf.distribute too).
-    @tf.function(jit_compile=jit_compile and not tf.distribute.has_strategy())
-    def train_step(windows, targets):
-        with automatic_unroll(unroll):  # at trace time: our cells' unrolled or loop path
-            loss, grads_finite = strategy.run(replica_step, args=(windows, targets))
-        loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
-        return loss, strategy.experimental_local_results(grads_finite)[0]
-
-    return train_step
-
-
-def build_training(config, data, strategy, loss_fn, total_steps: int, learning_rate=None):
-    """`(model, optimizer, train_step)` for `config`, built in `strategy.scope()` (variables
-    mirrored on every replica, the step run on each) with the fast path `config.fast` asks
-    for. `engine train` steps with it and `engine lr-find` sweeps with it, so the two agree."""
-    with strategy.scope():
-        model = build_run_model(config, data)
-        optimizer = make_optimizer(config, total_steps, learning_rate=learning_rate)
-        optimizer.build(model.trainable_variables)
-        train_step = make_train_step(model, optimizer, loss_fn, **step_options(config))
-    return model, optimizer, train_step
-
-
-def make_predict(model):
-    @tf.function
-    def predict(windows):
-        return model(windows, training=False)
-
-    return predict
-
-
-def predict_in_batches(predict, windows: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """`[n, time]` -> `[n]` forecasts."""
-    parts = [
-        predict(windows[i : i + batch_size]).numpy()[:, 0]
-        for i in range(0, len(windows), batch_size)
-    ]
-    return np.concatenate(parts) if parts else np.zeros((0,), "float32")
+from engine.training.progress import Progress
+from engine.training.step import build_training, make_predict, predict_in_batches
 
 
 def epoch_shuffle_seed(seed: int, epoch: int) -> int:
     """The data order of epoch `epoch` is a function of (seed, epoch) alone, so a resumed
     run replays exactly the order an uninterrupted one would have seen."""
     return (seed * 1_000_003 + epoch) % (2**31 - 1)
-
-
-class Progress:
-    """A bar per epoch on a terminal, one line per epoch otherwise, nothing when quiet."""
-
-    def __init__(self, quiet: bool, stream=None):
-        self.stream = stream or sys.stdout
-        self.quiet = quiet
-        self.bar = not quiet and self.stream.isatty()
-
-    def epoch_bar(self, epoch: int, epochs: int, steps: int):
-        import click
-
-        if not self.bar:
-            return None
-        return click.progressbar(length=steps, label=f"epoch {epoch}/{epochs}", file=self.stream)
-
-    def line(self, text: str) -> None:
-        if not self.quiet:
-            print(text, file=self.stream, flush=True)
 
 
 def _write_json(path: Path, payload) -> None:
@@ -176,8 +74,8 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
     """Train per `config`; returns the summary that is also written to summary.json."""
     import keras
 
-    from engine.baselines import compute_baselines
-    from engine.plots import plot_forecast, plot_losses
+    from engine.series.baselines import compute_baselines
+    from engine.training.plots import plot_forecast, plot_losses
 
     # --- setup -------------------------------------------------------------------
     config = resolve_config(resolve_run(config, resume)).validate()
@@ -246,17 +144,13 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         )
         dataset = distribute_dataset(strategy, dataset)
         losses, skipped = [], 0
-        bar = progress.epoch_bar(current, config.epochs, steps)
-        for windows, targets in dataset:
+        for done, (windows, targets) in enumerate(dataset, start=1):
             loss, grads_finite = train_step(windows, targets)
             if bool(grads_finite):
                 losses.append(float(loss))
             else:
                 skipped += 1
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.render_finish()
+            progress.step(current, config.epochs, done, steps)
         train_loss = float(np.mean(losses)) if losses else math.nan
         if not math.isfinite(train_loss) or (config.precision != "mixed_float16" and skipped):
             raise RunFailed(
@@ -266,7 +160,7 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
 
         # --- evaluate and log ----------------------------------------------------
         forecast = predict_in_batches(predict, data.valid_windows)
-        val = figures(data.valid_targets, forecast)
+        val = forecast_errors(data.valid_targets, forecast)
         val_loss = float(loss_fn(data.valid_targets[:, None], forecast[:, None]))
         entry = {
             "epoch": current,
@@ -309,7 +203,7 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         tf.train.Checkpoint(model=model).restore(best_manager.latest_checkpoint).expect_partial()
     model.save(out.path / "model.keras")
     forecast = predict_in_batches(predict, data.valid_windows)
-    val = figures(data.valid_targets, forecast)
+    val = forecast_errors(data.valid_targets, forecast)
     summary = {
         "val_mae": val["mae"],
         "val_mse": val["mse"],

@@ -1,0 +1,308 @@
+"""Commands that take a model to clients: `export`, `serve` and `forecast` (docs/cli.md)."""
+
+from __future__ import annotations
+
+import click
+
+from engine.cli.options import (
+    column_option,
+    data_option,
+    date_column_option,
+    json_option,
+    print_json,
+    quiet_option,
+)
+from engine.errors import InputError, RunFailed
+
+model_base_path_option = click.option(
+    "--model-base-path",
+    default=None,
+    metavar="DIR",
+    help="The model's base path: the directory holding its integer-named versions.",
+)
+
+
+@click.command("export")
+@click.argument("run_dir", required=False, type=click.Path(file_okay=False))
+@model_base_path_option
+@click.option(
+    "--model-name",
+    default=None,
+    help="Model name written into the warmup requests (default: the base path's name).",
+)
+@click.option(
+    "--version",
+    "version",
+    default=None,
+    metavar="N",
+    help="Version number (default: the next free one).",
+)
+@click.option("--no-verify", is_flag=True, help="Publish without running the four checks.")
+@click.option(
+    "--verify-only",
+    default=None,
+    type=click.Path(file_okay=False),
+    metavar="VERSION_DIR",
+    help="Only run the four checks on an exported version directory.",
+)
+@quiet_option
+@json_option
+def export_command(
+    run_dir, model_base_path, model_name, version, no_verify, verify_only, quiet, as_json
+):
+    """Export a run as a verified SavedModel version for TensorFlow Serving.
+
+    Writes <model-base-path>/<version>/ under a temporary name, checks it (a fresh process
+    without seqcast, the TF1 session loader TF Serving uses, standard ops only, the warmup
+    requests) and renames it into place. Existing versions are never overwritten.
+    """
+    from export import ExportError, VerificationFailed, check_target, export_model, verify_version
+
+    def say(line: str) -> None:
+        if not (quiet or as_json):
+            click.echo(line)
+
+    try:
+        if verify_only is not None:
+            if run_dir is not None or model_base_path is not None or version is not None:
+                raise InputError("--verify-only VERSION_DIR takes no RUN_DIR, base path or version")
+            say(f"verifying {verify_only}")
+            report = verify_version(verify_only, progress=say)
+            if as_json:
+                print_json(report.to_dict())
+            if not report.passed:
+                failed = ", ".join(check.name for check in report.failures())
+                raise RunFailed(f"{verify_only} failed verification ({failed})")
+            say(f"{verify_only}: all four checks passed")
+            return
+
+        if run_dir is None or model_base_path is None:
+            raise InputError("give RUN_DIR and --model-base-path (or --verify-only VERSION_DIR)")
+        # Bad versions and base paths are reported before the slow part: loading the run.
+        check_target(model_base_path, version)
+        from engine.series.load import load_series
+        from engine.training.runs import load_run
+
+        run = load_run(run_dir)
+        say(f"run {run_dir}: {run.rebuilt_note}")
+        try:  # the run's own series makes the warmup and verification requests realistic
+            config = run.config
+            example = load_series(
+                config.data, column=config.column, date_column=config.date_column
+            ).values
+        except (InputError, OSError):
+            example = None
+            say("the run's data cannot be read: warmup requests use a synthetic series")
+        result = export_model(
+            run.model,
+            model_base_path,
+            run.metadata,
+            version=None if version is None else int(version),
+            verify=not no_verify,
+            progress=say,
+            example_series=example,
+            model_name=model_name,
+        )
+    except ExportError as error:
+        raise InputError(str(error)) from error
+    except VerificationFailed as error:
+        if as_json and error.report is not None:
+            print_json({"published": False, "verification": error.report.to_dict()})
+        raise RunFailed(str(error)) from error
+    if as_json:
+        print_json({"published": True, "rebuilt_note": run.rebuilt_note, **result.to_dict()})
+    else:
+        checks = "verified" if result.report is not None else "not verified (--no-verify)"
+        say(f"exported version {result.version} to {result.path} ({checks})")
+
+
+@click.command("serve")
+@model_base_path_option
+@click.option(
+    "--model-name",
+    default=None,
+    help="Name clients ask for (with --model-base-path; default seqcast).",
+)
+@click.option(
+    "--model-config-file",
+    default=None,
+    help="A text ModelServerConfig (models.config) instead of --model-base-path.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port",
+    default=8500,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="gRPC port (0: any free port).",
+)
+@click.option(
+    "--poll-seconds",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="How often the base paths are checked for new versions.",
+)
+@click.option("--tls-cert", default=None, help="PEM certificate: serve over TLS (with --tls-key).")
+@click.option("--tls-key", default=None, help="PEM private key for --tls-cert.")
+@quiet_option
+def serve(
+    model_base_path,
+    model_name,
+    model_config_file,
+    host,
+    port,
+    poll_seconds,
+    tls_cert,
+    tls_key,
+    quiet,
+):
+    """Serve exported models over TensorFlow Serving's gRPC API until SIGTERM or SIGINT.
+
+    Prints one line when ready, then one line per version loaded or unloaded (not with
+    --quiet). New versions written into the base path are picked up while serving.
+    """
+    import signal
+    import threading
+
+    from serving.config import load_model_config, single_model_config
+    from serving.errors import ServingConfigError
+    from serving.server import ModelServer
+
+    if (model_config_file is None) == (model_base_path is None):
+        raise InputError("give either --model-base-path (and --model-name) or --model-config-file")
+    if model_config_file is not None and model_name is not None:
+        raise InputError("--model-name goes with --model-base-path; models.config names its models")
+
+    def event(message: str) -> None:
+        if not quiet:
+            click.echo(f"engine serve: {message}")
+
+    try:
+        if model_config_file is not None:
+            config = load_model_config(model_config_file)
+        else:
+            config = single_model_config(model_name or "seqcast", model_base_path)
+        server = ModelServer(
+            config,
+            host=host,
+            port=port,
+            poll_seconds=poll_seconds,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            on_event=event,
+        ).start()
+    except ServingConfigError as error:
+        raise InputError(str(error)) from error
+
+    stop = threading.Event()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda *_: stop.set())
+    models = ", ".join(
+        f"{name} versions {versions or 'none yet'}"
+        for name, versions in server.manager.available().items()
+    )
+    scheme = "TLS" if tls_cert else "plaintext"
+    click.echo(f"engine serve: ready on {server.address} ({scheme}): {models}")
+    while not stop.wait(0.5):
+        pass
+    event("shutting down: finishing in-flight requests")
+    server.stop(grace=10.0)
+    event("stopped")
+
+
+@click.command("forecast")
+@click.option("--server", default="127.0.0.1:8500", show_default=True, help="HOST:PORT.")
+@click.option("--model-name", default="seqcast", show_default=True)
+@data_option
+@column_option
+@date_column_option
+@click.option("--horizon", default=None, type=int, help="Steps ahead (default 30).")
+@click.option("--version", default=None, type=int, help="Model version (default: the newest).")
+@click.option(
+    "--signature",
+    default="forecast",
+    show_default=True,
+    type=click.Choice(["forecast", "serving_default"]),
+    help="`forecast` (horizon steps) or `serving_default` (the next value).",
+)
+@click.option(
+    "--window-size",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Send the last N values (default: the time length the model's signature fixes, "
+    "else the whole series).",
+)
+@click.option(
+    "--timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Deadline of each gRPC call, in seconds.",
+)
+@json_option
+@click.option("--csv", "as_csv", is_flag=True, help="Print step,forecast as CSV.")
+@click.option("--plot", default=None, help="Write a PNG of the history and the forecast.")
+def forecast(
+    server,
+    model_name,
+    data,
+    column,
+    date_column,
+    horizon,
+    version,
+    signature,
+    window_size,
+    timeout,
+    as_json,
+    as_csv,
+    plot,
+):
+    """Ask a TensorFlow Serving server (real or `engine serve`) for a forecast over gRPC."""
+    from engine.series.load import load_series
+    from serving.client import ForecastClient, ServingClientError
+
+    if as_json and as_csv:
+        raise InputError("choose one of --json and --csv")
+    if signature == "serving_default" and horizon not in (None, 1):
+        raise InputError("the serving_default signature forecasts one step: drop --horizon")
+    horizon = 1 if signature == "serving_default" else (30 if horizon is None else horizon)
+    series = load_series(data, column=column, date_column=date_column)
+    try:
+        with ForecastClient(server, timeout=timeout) as client:
+            if window_size is None:
+                window_size = client.window_size(model_name, signature, version=version)
+            history = series.values if window_size is None else series.values[-window_size:]
+            if signature == "serving_default":
+                result = client.next_value(model_name, history[None, :], version=version)
+            else:
+                result = client.forecast(model_name, history[None, :], horizon, version=version)
+    except ServingClientError as error:
+        if error.bad_request:
+            raise InputError(str(error)) from error
+        raise RunFailed(str(error)) from error
+
+    values = result.values[0]
+    first_step = len(series.values)
+    if as_json:
+        print_json(result.as_json())
+    elif as_csv:
+        click.echo("step,forecast")
+        for offset, value in enumerate(values):
+            click.echo(f"{first_step + offset},{value:.6f}")
+    else:
+        click.echo(
+            f"model {result.model_name} version {result.version} signature "
+            f"{result.signature_name}: {len(values)} steps after the last of {len(history)} "
+            f"values sent ({series.description})"
+        )
+        click.echo(f"{'step':>8}{'forecast':>14}")
+        for offset, value in enumerate(values):
+            click.echo(f"{first_step + offset:>8}{value:>14.6f}")
+    if plot:
+        from engine.training.plots import plot_history_and_forecast
+
+        label = f"forecast ({result.model_name} v{result.version})"
+        plot_history_and_forecast(series.values, values, plot, label)
+        if not (as_json or as_csv):
+            click.echo(f"plot written to {plot}")

@@ -1,0 +1,133 @@
+"""Commands about a run: `baselines`, `train`, `lr-find` and `evaluate` (docs/cli.md)."""
+
+from __future__ import annotations
+
+import click
+
+from engine.cli.options import (
+    data_options,
+    json_option,
+    print_json,
+    quiet_option,
+    run_config,
+    train_options,
+)
+from engine.errors import InputError
+
+
+@click.command()
+@data_options
+@click.option(
+    "--window",
+    "moving_average_window",
+    default=30,
+    show_default=True,
+    type=int,
+    help="Moving-average window.",
+)
+@click.option(
+    "--period",
+    default=None,
+    type=int,
+    help="Seasonal period for seasonal baselines (the course series: 365).",
+)
+@json_option
+def baselines(data, column, date_column, split, moving_average_window, period, as_json):
+    """Naive, moving-average and seasonal forecasts over the validation part: MAE and MSE."""
+    from engine.series.baselines import compute_baselines
+    from engine.series.load import load_series, split_index
+
+    series = load_series(data, column=column, date_column=date_column)
+    index = split_index(len(series.values), split)
+    if moving_average_window > index:
+        raise InputError(
+            f"too few rows for one window: the training part has {index} points, the "
+            f"moving average needs {moving_average_window}"
+        )
+    results = compute_baselines(
+        series.values, index, period=period or series.period, window=moving_average_window
+    )
+    if as_json:
+        print_json(results)
+        return
+    click.echo(
+        f"{series.description}: {index} training, {len(series.values) - index} validation points"
+    )
+    click.echo(f"{'baseline':<22}{'MAE':>12}{'MSE':>14}")
+    for name, figures in results.items():
+        click.echo(f"{name:<22}{figures['mae']:>12.6f}{figures['mse']:>14.6f}")
+
+
+@click.command("train")
+@train_options
+@click.option(
+    "--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint."
+)
+@quiet_option
+@json_option
+def train_command(config_file, resume, quiet, as_json, **flags):
+    """Train a forecaster with seqcast's own loop; writes the run dir (metrics, checkpoints,
+    model.keras, plots/, summary.json)."""
+    from engine.training.train import train
+
+    config = run_config(config_file, **flags)
+    summary = train(config, resume=resume, quiet=quiet or as_json)
+    if as_json:
+        print_json(summary)
+    elif not quiet:
+        run_dir = config.run_dir
+        click.echo(
+            f"validation MAE {summary['val_mae']:.4f}  MSE {summary['val_mse']:.4f}  "
+            f"({summary['epochs_run']} epochs, {summary['seconds']:.0f}s)"
+        )
+        click.echo(
+            f"run dir: {run_dir}  plots: {run_dir}/plots/loss.png, {run_dir}/plots/forecast.png"
+        )
+
+
+@click.command("lr-find")
+@train_options
+@click.option("--min-lr", type=float, default=1e-7, show_default=True)
+@click.option("--max-lr", type=float, default=1.0, show_default=True)
+@click.option(
+    "--steps",
+    type=int,
+    default=140,
+    show_default=True,
+    help="Sweep steps (one batch each); 20 a decade is the course's rate.",
+)
+@quiet_option
+@json_option
+def lr_find_command(config_file, min_lr, max_lr, steps, quiet, as_json, **flags):
+    """Sweep the learning rate exponentially and suggest one (plots/lr_find.png)."""
+    from engine.training.lr_find import find_lr
+
+    config = run_config(config_file, **flags)
+    result = find_lr(
+        config, min_lr, max_lr, steps, out_dir=f"{config.run_dir}/plots", quiet=quiet or as_json
+    )
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(
+            f"suggested learning rate: {result['suggested_lr']:.3g}  (plot: {result['plot']})"
+        )
+
+
+@click.command("evaluate")
+@click.argument("run_dir", type=click.Path())
+@json_option
+def evaluate_command(run_dir, as_json):
+    """Validation MAE, MSE, RMSE and MASE of a trained run beside the baselines."""
+    from engine.training.evaluate import evaluate_run
+
+    results = evaluate_run(run_dir)
+    if as_json:
+        print_json(results)
+        return
+    click.echo(f"{'forecast':<22}{'MAE':>10}{'MSE':>12}{'RMSE':>10}{'MASE':>9}")
+    for name, row in results.items():
+        click.echo(
+            f"{name:<22}{row['mae']:>10.4f}{row['mse']:>12.4f}{row['rmse']:>10.4f}"
+            f"{row['mase']:>9.4f}"
+        )

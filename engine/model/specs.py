@@ -1,0 +1,71 @@
+"""The named models' defaults, as plain data: the config validates against them and the
+run resolves them without importing Keras."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.errors import InputError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Defaults of a named model; `--units`, `--layers`, `--window-size` override them."""
+
+    units: int
+    layers: int
+    anchor: str  # how ScaleWindow centres each window
+    description: str
+    seasonal: bool = False  # reads last year's values: needs the period
+
+    def default_window_size(self, period: int | None) -> int:
+        return SEASONAL_RECENT + period - 1 if self.seasonal else 20
+
+
+SEASONAL_RECENT, SEASONAL_LEADS = 20, 10
+MODELS = {
+    "seasonal-gru": ModelSpec(
+        48,
+        2,
+        "mean",
+        "stacked GRU over the last 20 steps, each with last year's values at the same phase",
+        seasonal=True,
+    ),
+    "rnn": ModelSpec(40, 2, "last", "stacked SimpleRNN (the course's week-3 model)"),
+    "lstm": ModelSpec(64, 2, "last", "stacked LSTM"),
+    "bilstm": ModelSpec(32, 2, "last", "stacked Bidirectional LSTM (the course's week-3 model)"),
+    "gru": ModelSpec(64, 2, "last", "stacked GRU"),
+    "conv-lstm": ModelSpec(
+        64, 2, "last", "causal Conv1D then stacked LSTM (the course's week-4 shape)"
+    ),
+}
+CELLS = ("custom", "keras")
+
+
+def needs_period(model: str) -> InputError:
+    return InputError(
+        f"--model {model} reads last year's values: give the series' --period "
+        "(the course series has 365), or choose a model such as rnn"
+    )
+
+
+def resolve_model_settings(config, series_period: int | None):
+    """The config with the model's defaults filled in (window size, anchor, units, layers,
+    period), so that config.toml records what was really built."""
+    spec = MODELS[config.model]
+    period = config.period or (series_period if spec.seasonal else None)
+    if spec.seasonal and not period:
+        raise needs_period(config.model)
+    window_size = config.window_size or spec.default_window_size(period)
+    if spec.seasonal and window_size < spec.default_window_size(period):
+        raise InputError(
+            f"--model {config.model} needs --window-size of at least "
+            f"{spec.default_window_size(period)} (the period plus {SEASONAL_RECENT - 1})"
+        )
+    return config.replace(
+        window_size=window_size,
+        period=period,
+        anchor=config.anchor or spec.anchor,
+        units=config.units or spec.units,
+        layers=config.layers or spec.layers,
+    )
