@@ -10,22 +10,9 @@ import json
 
 import keras
 import pytest
-from cli_runner import run_engine
+from cli_runner import engine_in_process, run_engine
 
 from export import export_model
-
-
-def engine_in_process(capsys, *args) -> tuple[int, str, str]:
-    """`engine ARGS` through the console entry point, in this process (TensorFlow is
-    already imported here, which saves a slow start-up): `(exit status, stdout, stderr)`."""
-    from engine.cli import main
-
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as done:
-        main(list(args))
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return done.value.code or 0, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

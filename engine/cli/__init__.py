@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from engine.cli.backtest import backtest_command
 from engine.cli.deploy import export_command, forecast, serve
 from engine.cli.equivalence import verify
 from engine.cli.training import baselines, evaluate_command, lr_find_command, train_command
@@ -28,6 +29,7 @@ for command in (
     train_command,
     lr_find_command,
     evaluate_command,
+    backtest_command,
     baselines,
     verify,
     export_command,

@@ -83,3 +83,36 @@ def plot_history_and_forecast(
     steps = np.arange(len(history), len(history) + len(forecast))
     axis.plot(steps, forecast, label=label, linewidth=1.5)
     return _finish(plt, figure, axis, path, "time step", "value", dpi=100)
+
+
+def plot_backtest_errors(maes: dict[str, list[float]], path: Path) -> Path:
+    """MAE by horizon step, one line per forecaster (`engine backtest`)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(9, 4.5))
+    for name, values in maes.items():
+        steps = np.arange(1, len(values) + 1)
+        axis.plot(steps, values, label=name, linewidth=2 if name == "model" else 1, marker=".")
+    axis.set_title("backtest: mean absolute error by horizon step")
+    return _finish(plt, figure, axis, path, "horizon step", "MAE (series units)")
+
+
+def plot_backtest_origins(
+    series: np.ndarray, origins: np.ndarray, forecasts: dict[str, np.ndarray], path: Path
+) -> Path:
+    """The series around a few origins and each forecaster's path from them
+    (`forecasts[name][i]` starts at `origins[i]`); dotted lines mark the origins."""
+    plt = _pyplot()
+    horizon = next(iter(forecasts.values())).shape[1]
+    start = max(0, int(origins[0]) - max(2 * horizon, 60))
+    end = min(len(series), int(origins[-1]) + horizon)
+    figure, axis = plt.subplots(figsize=(11, 4.5))
+    axis.plot(np.arange(start, end), series[start:end], color="0.55", label="series", linewidth=1)
+    colours = ("tab:red", "tab:blue", "tab:green", "tab:purple")
+    for index, origin in enumerate(origins):
+        axis.axvline(origin, color="0.8", linestyle=":", linewidth=1)
+        steps = np.arange(origin, origin + horizon)
+        for (name, paths), colour in zip(forecasts.items(), colours):
+            label = name if index == 0 else None
+            axis.plot(steps, paths[index], color=colour, linewidth=1.5, label=label)
+    axis.set_title(f"backtest: {horizon}-step forecasts from {len(origins)} origins")
+    return _finish(plt, figure, axis, path, "time step", "value")
