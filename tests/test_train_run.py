@@ -43,10 +43,19 @@ def test_run_dir_holds_everything(finished_run):
     for key in ("val_mae", "val_mse", "epochs_run", "best_epoch", "seconds", "baselines", "config"):
         assert key in summary
     assert summary == json.loads((run_dir / "summary.json").read_text())
-    # Best weights are restored: the final figure is the best epoch's.
-    best = min(metrics, key=lambda m: m["val_mae"])
-    assert summary["best_epoch"] == best["epoch"]
+    # Best weights are restored: the final figure is the best epoch's, and the best epoch is
+    # chosen on the selection slice alone: the latest one within one standard error of the
+    # lowest selection MAE so far (the validation part plays no part).
+    best_epoch, lowest, lowest_se = 0, float("inf"), 0.0
+    for m in metrics:
+        if m["selection_mae"] < lowest:
+            lowest, lowest_se = m["selection_mae"], m["selection_mae_se"]
+        if m["selection_mae"] <= lowest + lowest_se:
+            best_epoch = m["epoch"]
+    best = metrics[best_epoch - 1]
+    assert summary["best_epoch"] == best_epoch
     assert summary["val_mae"] == pytest.approx(best["val_mae"], rel=1e-6)
+    assert summary["selection_mae"] == pytest.approx(best["selection_mae"], rel=1e-6)
     # The run records the resolved settings (the model's defaults filled in).
     written = load_config(run_dir / "config.toml")
     assert written == resolve_config(TrainConfig(**SMALL, epochs=3, run_dir=str(run_dir)))
@@ -181,12 +190,18 @@ def test_default_model_is_seasonal_and_resolves_its_window():
         resolve_config(TrainConfig(window_size=100))
 
 
-def test_seasonal_model_on_a_csv_needs_a_period(tmp_path):
+def test_a_csv_gets_its_period_inferred_and_a_seasonal_model_needs_one(tmp_path):
     path = tmp_path / "series.csv"
     path.write_text("value\n" + "\n".join(str(i % 7) for i in range(200)) + "\n")
+    config = resolve_config(TrainConfig(data=str(path)))  # once the default needed --period
+    assert (config.model, config.period, config.window_size) == ("seasonal-gru", 7, 26)
+    assert "period 7 inferred from the autocorrelation" in config.period_source
     with pytest.raises(InputError, match="--period"):
-        resolve_config(TrainConfig(data=str(path)))
+        resolve_config(TrainConfig(data=str(path), model="seasonal-gru", period=0))
     assert resolve_config(TrainConfig(data=str(path), period=7)).window_size == 26
+    no_season = resolve_config(TrainConfig(data=str(path), period=0))
+    assert (no_season.model, no_season.window_size) == ("gru", 20)
+    assert "without a season" in no_season.model_source
 
 
 def test_csv_too_short_for_one_window_exits_2(tmp_path):

@@ -62,11 +62,19 @@ def train_options(function):
         click.option(
             "--period",
             type=int,
-            help="Seasonal period (seasonal models; the course series knows its own, 365).",
+            help="Seasonal period in steps; 0: none. Default: the series' own (the course "
+            "series: 365), else inferred from the dates or the autocorrelation.",
+        ),
+        click.option(
+            "--selection-fraction",
+            type=float,
+            help="End of the training part that picks the best epoch and early-stops "
+            "(default 0.1; 0: keep the last epoch).",
         ),
         click.option(
             "--model",
-            help="seasonal-gru (default), rnn, lstm, bilstm, gru or conv-lstm.",
+            help="seasonal-gru, rnn, lstm, bilstm, gru or conv-lstm (default: seasonal-gru "
+            "when the series has a season, else gru).",
         ),
         click.option("--cells", help="custom (ours, default) or keras (the built-ins)."),
         click.option("--units", type=int, help="Units per recurrent layer (model default)."),
@@ -74,8 +82,18 @@ def train_options(function):
         click.option("--optimizer", help="adam (default) or sgd (momentum 0.9)."),
         click.option("--lr", type=float, help="Learning rate (default 2e-3)."),
         click.option("--lr-schedule", help="cosine (default) or constant."),
+        click.option("--weight-decay", type=float, help="Decoupled weight decay (default 0)."),
+        click.option("--dropout", type=float, help="Recurrent layers' input dropout (default 0)."),
+        click.option(
+            "--recurrent-dropout", type=float, help="Recurrent layers' state dropout (default 0)."
+        ),
         click.option("--loss", help="huber (default), mse or mae."),
-        click.option("--huber-delta", type=float, help="Huber's delta, series units (default 10)."),
+        click.option(
+            "--huber-delta",
+            type=float,
+            help="Huber's delta in series units (default 1.35 standard deviations of the "
+            "training part's one-step changes: 10 on the course series).",
+        ),
         click.option("--precision", help="float32 (default), mixed_float16 or mixed_bfloat16."),
         click.option("--clip-norm", type=float, help="Clip each gradient's norm."),
         click.option("--clip-global-norm", type=float, help="Clip the global gradient norm."),
@@ -93,8 +111,8 @@ def train_options(function):
         click.option(
             "--patience",
             type=int,
-            help="Stop after this many epochs without a better "
-            "validation MAE (best weights are restored either way).",
+            help="Stop after this many epochs without a better selection MAE (the best "
+            "epoch's weights are restored either way).",
         ),
         click.option("--strategy", help="default (one device), mirrored or multi-worker."),
         click.option(

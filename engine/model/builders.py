@@ -35,6 +35,8 @@ def build_model(
     anchor: str | None = None,
     offset: float = 0.0,
     period: int | None = None,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
 ) -> keras.Model:
     """Build model `name` on a `[batch, None]` input. `scale`/`anchor`/`offset` come from
     the training part (see `ScaleWindow`); the forecast comes back in raw units. A
@@ -59,17 +61,20 @@ def build_model(
         hidden = keras.layers.Conv1D(
             units, kernel_size=3, padding="causal", activation="relu", name="conv"
         )(hidden)
+    # Only rates above 0 are passed, so a model without dropout is built (and saved) as before.
+    rates = {"dropout": dropout, "recurrent_dropout": recurrent_dropout}
+    rates = {key: value for key, value in rates.items() if value}
     for index in range(layers):
         more = index < layers - 1  # every layer but the last returns the whole sequence
         layer_name = f"recurrent_{index}"
         if name == "rnn":
-            layer = simple_rnn(units, return_sequences=more, name=layer_name)
+            layer = simple_rnn(units, return_sequences=more, name=layer_name, **rates)
         elif name in ("gru", "seasonal-gru"):
-            layer = gru(units, return_sequences=more, name=layer_name)
+            layer = gru(units, return_sequences=more, name=layer_name, **rates)
         elif name == "bilstm":
-            layer = bidirectional(lstm(units, return_sequences=more), name=layer_name)
+            layer = bidirectional(lstm(units, return_sequences=more, **rates), name=layer_name)
         else:
-            layer = lstm(units, return_sequences=more, name=layer_name)
+            layer = lstm(units, return_sequences=more, name=layer_name, **rates)
         hidden = layer(hidden)
     # The last layer and the loss stay float32 under mixed precision.
     output = keras.layers.Dense(1, dtype="float32", name="output")(hidden)

@@ -45,15 +45,16 @@ CELLS = ("custom", "keras")
 def needs_period(model: str) -> InputError:
     return InputError(
         f"--model {model} reads last year's values: give the series' --period "
-        "(the course series has 365), or choose a model such as rnn"
+        "(none was given or found; the course series has 365), or choose a model such as gru"
     )
 
 
-def resolve_model_settings(config, series_period: int | None):
-    """The config with the model's defaults filled in (window size, anchor, units, layers,
-    period), so that config.toml records what was really built."""
+def resolve_model_settings(config):
+    """The config with the model's defaults filled in (window size, anchor, units, layers),
+    so that config.toml records what was really built. `config.period` is resolved: 0 or
+    None means no season."""
     spec = MODELS[config.model]
-    period = config.period or (series_period if spec.seasonal else None)
+    period = config.period or None
     if spec.seasonal and not period:
         raise needs_period(config.model)
     window_size = config.window_size or spec.default_window_size(period)
@@ -64,7 +65,6 @@ def resolve_model_settings(config, series_period: int | None):
         )
     return config.replace(
         window_size=window_size,
-        period=period,
         anchor=config.anchor or spec.anchor,
         units=config.units or spec.units,
         layers=config.layers or spec.layers,

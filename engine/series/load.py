@@ -14,6 +14,7 @@ import numpy as np
 
 from engine.errors import InputError
 from engine.series.course import COURSE_LENGTH, COURSE_PERIOD, COURSE_SPLIT, course_series
+from engine.series.dates import Frequency, parse_date, parse_dates, regular_frequency
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Series:
     values: np.ndarray  # [time] float64
     description: str
     period: int | None = None  # known seasonal period, if any
+    frequency: Frequency | None = None  # of the date column, if the CSV has one
 
 
 def load_series(
@@ -35,8 +37,11 @@ def load_series(
     if data == "synthetic":
         _, values = course_series()
         return Series(values, "synthetic course series (length 1461, seed 42)", COURSE_PERIOD)
-    values = load_csv(data, column=column, date_column=date_column, header=header)
-    return Series(values, f"csv {Path(data).name} column {column if column is not None else 0}")
+    values, frequency = read_csv(data, column=column, date_column=date_column, header=header)
+    description = f"csv {Path(data).name} column {column if column is not None else 'last'}"
+    if frequency is not None:
+        description += f" ({frequency.name})"
+    return Series(values, description, frequency=frequency)
 
 
 def _looks_numeric(cell: str) -> bool:
@@ -66,14 +71,25 @@ def load_csv(
     date_column: str | None = None,
     header: bool | None = None,
 ) -> np.ndarray:
-    """Read one numeric column of a CSV file as a float64 series.
+    """One numeric column of a CSV file as a float64 series (see `read_csv`)."""
+    return read_csv(path, column, date_column, header)[0]
+
+
+def read_csv(
+    path: str,
+    column: str | None = None,
+    date_column: str | None = None,
+    header: bool | None = None,
+) -> tuple[np.ndarray, Frequency | None]:
+    """Read one numeric column of a CSV file as a float64 series, and its dates' frequency.
 
     `column` is a header name or a 0-based index (default: the last column, so that a
     `date,value` file works without flags). `header=None` detects a header row (a first
     row with a non-numeric cell in the value column). With `date_column`, rows are sorted
-    by that column (ISO dates sort as text); otherwise file order is kept and any date
-    column is ignored. Any missing, non-numeric or non-finite value is an `InputError`
-    naming the row (1-based line number in the file).
+    by that column's ISO dates, which must be regular (no duplicate, no gap); otherwise file
+    order is kept, and a column of regular ISO dates, if there is one, only tells the
+    frequency. Any missing, non-numeric or non-finite value is an `InputError` naming the
+    row (1-based line number in the file).
     """
     file = Path(path)
     if not file.is_file():
@@ -103,9 +119,8 @@ def load_csv(
     value_index = width - 1 if column is None else _column_index(column, names, path)
     if not -width <= value_index < width:
         raise InputError(f"{path}: no column {column!r} (the file has {width} columns)")
-    date_index = None if date_column is None else _column_index(date_column, names, path)
 
-    values, dates = [], []
+    values = []
     for line, row in body:
         if value_index >= len(row) or value_index < -len(row):
             raise InputError(f"{path}: row {line}: missing value in column {column or value_index}")
@@ -119,14 +134,31 @@ def load_csv(
         if not math.isfinite(value):
             raise InputError(f"{path}: row {line}: {cell!r} is not a finite number")
         values.append(value)
-        if date_index is not None:
-            dates.append(row[date_index].strip() if date_index < len(row) else "")
     if not values:
         raise InputError(f"{path}: no data rows")
     series = np.asarray(values, dtype="float64")
-    if date_index is not None:
-        series = series[np.argsort(np.asarray(dates), kind="stable")]
-    return series
+    lines = [line for line, _ in body]
+
+    def cells(index: int) -> list[str]:
+        return [row[index].strip() if -len(row) <= index < len(row) else "" for _, row in body]
+
+    if date_column is not None:
+        date_index = _column_index(date_column, names, path)
+        dates = parse_dates(cells(date_index), lines, path, date_column)
+        order = sorted(range(len(dates)), key=dates.__getitem__)
+        frequency = regular_frequency([dates[i] for i in order], [lines[i] for i in order], path)
+        return series[order], frequency
+    for index in range(width):  # a date column nobody named: its frequency, if regular
+        if index in (value_index, value_index + width) or len(body) < 2:
+            continue
+        texts = cells(index)
+        dates = [parse_date(text) for text in texts]
+        if all(date is not None for date in dates) and not all(_looks_numeric(t) for t in texts):
+            try:
+                return series, regular_frequency(dates, lines, path)
+            except InputError:
+                return series, None  # unsorted or irregular: it says nothing reliable
+    return series, None
 
 
 def split_index(length: int, split: float | int | str | None) -> int:

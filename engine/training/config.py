@@ -34,23 +34,29 @@ class TrainConfig:
     date_column: str | None = None
     split: str | None = None
     window_size: int | None = None  # the model's default: 20, or period + 19 if seasonal
-    period: int | None = None  # seasonal period; the course series knows its own (365)
+    period: int | None = None  # None: the series' own or inferred; 0: no season
+    period_source: str | None = None  # how the period was found (written by resolution)
+    selection_fraction: float = 0.1  # end of the training part that picks the best epoch
     batch_size: int = 32
     shuffle_buffer: int = 1000
     # model
-    model: str = "seasonal-gru"
+    model: str | None = None  # None: seasonal-gru if the series has a season, else gru
+    model_source: str | None = None  # why that model (written by resolution)
     cells: str = "custom"
     units: int | None = None
     layers: int | None = None
     anchor: str | None = None  # the model's default
+    dropout: float = 0.0  # of each recurrent layer's inputs (Keras semantics)
+    recurrent_dropout: float = 0.0  # of each recurrent layer's state
     # optimisation
     epochs: int = 60
     optimizer: str = "adam"
     lr: float = 2e-3
     momentum: float = 0.9
     lr_schedule: str = "cosine"
+    weight_decay: float = 0.0  # decoupled, as keras.optimizers applies it
     loss: str = "huber"
-    huber_delta: float = 10.0  # series units: about two noise sigmas of the course series
+    huber_delta: float | None = None  # series units; None: scaled to the series (prepare.py)
     clip_norm: float | None = None
     clip_global_norm: float | None = None
     clip_value: float | None = None
@@ -79,16 +85,36 @@ class TrainConfig:
             "anchor": ("last", "mean", "none"),
         }
         for name, allowed in choices.items():
-            if name == "anchor" and self.anchor is None:
+            if name in ("anchor", "model") and getattr(self, name) is None:
                 continue
             if getattr(self, name) not in allowed:
                 raise InputError(
                     f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
                     f"not {getattr(self, name)!r}"
                 )
+        if self.period is not None and self.period < 0:
+            raise InputError("--period must be 0 (no season) or a period of at least 2 steps")
+        if self.period == 1:
+            raise InputError("--period 1 is no season: give 0 for none, or at least 2")
+        rates = {
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "selection_fraction": self.selection_fraction * 2,  # at most half the training part
+        }
+        for name, value in rates.items():
+            if not (math.isfinite(value) and 0 <= value < 1):
+                top = "0.5" if name == "selection_fraction" else "1"
+                raise InputError(
+                    f"--{name.replace('_', '-')} must be in [0, {top}), not {getattr(self, name)}"
+                )
+        if self.huber_delta is not None and not (
+            math.isfinite(self.huber_delta) and self.huber_delta > 0
+        ):
+            raise InputError(f"--huber-delta must be positive, not {self.huber_delta}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise InputError(f"--weight-decay must be 0 or more, not {self.weight_decay}")
         for name in (
             "window_size",
-            "period",
             "units",
             "layers",
             "batch_size",
@@ -108,6 +134,8 @@ class TrainConfig:
             raise InputError("a clipping threshold must be positive")
         if self.patience is not None and self.patience < 1:
             raise InputError("--patience must be at least 1")
+        if self.patience is not None and self.selection_fraction == 0:
+            raise InputError("--patience needs a selection slice: a --selection-fraction above 0")
         return self
 
     def replace(self, **changes) -> TrainConfig:

@@ -18,7 +18,7 @@ def evaluate_run(run_dir: str | Path) -> dict:
     apply_precision("float32")
     data = prepare_data(run.config)
     forecast = predict_in_batches(make_predict(run.model), data.valid_windows)
-    truth, train = data.valid_targets, data.train
+    truth, train = data.valid_targets, data.series[: data.split]  # the whole training part
     results = {"model": forecast_errors(truth, forecast, train)}
     series = data.series.astype("float64")
     for name, (baseline, parameters) in baseline_forecasts(series, data.split, data.period).items():

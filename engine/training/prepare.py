@@ -1,7 +1,10 @@
-"""What a run needs before its first step: data, precision policy, model, optimizer.
+"""What a run needs before its first step: the resolved config, data, precision, model,
+optimizer. Shared by `engine train`, `engine lr-find` and `engine evaluate`, so the three
+agree on the split, the selection slice, the scaling and the model.
 
-Shared by `engine train`, `engine lr-find` and `engine evaluate`, so the three agree on
-the data split, the scaling and the model.
+The training part `series[:split]` ends with the selection slice `series[selection:split]`:
+the model is fitted on windows whose targets lie before `selection`, the best epoch is
+picked on the slice, and the validation part `series[split:]` is only reported.
 """
 
 from __future__ import annotations
@@ -11,62 +14,157 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.series.load import check_windowable, load_series, split_index
+from engine.errors import InputError
+from engine.series.load import load_series, split_index
 from engine.series.windows import Normalization, window_pairs
 from engine.training.config import TrainConfig
+
+#: `--huber-delta` by default, in units of the training part's one-step changes: 1.35 of their
+#: standard deviation is 10 on the course series (where 10 was chosen, on its training part).
+HUBER_DELTA_PER_STEP_STD = 1.35
 
 
 @dataclass(frozen=True)
 class RunData:
-    """The series, its split and the validation pairs, in raw units (float32)."""
+    """The series, its split and the selection and validation pairs, in raw units (float32)."""
 
     series: np.ndarray  # [time]
-    split: int
+    split: int  # the validation part starts here
+    selection: int  # the selection slice starts here (== split without one)
     description: str
     period: int | None
     normalization: Normalization  # of the training part only
+    selection_windows: np.ndarray  # [selection pairs, window_size]
+    selection_targets: np.ndarray  # [selection pairs]
     valid_windows: np.ndarray  # [461, window_size] on the course series
     valid_targets: np.ndarray  # [461]
 
     @property
     def train(self) -> np.ndarray:
-        return self.series[: self.split]
+        """What the model is fitted on: the training part before the selection slice."""
+        return self.series[: self.selection]
 
     @property
     def train_pairs(self) -> int:
         return len(self.train) - self.valid_windows.shape[1]
 
 
+def selection_start(split: int, fraction: float) -> int:
+    return split - int(round(split * fraction))
+
+
 def resolve_config(config: TrainConfig) -> TrainConfig:
-    """Fill in the model's defaults (window size, anchor, units, layers, period); the
-    series' own period (365 for the course series) serves seasonal models."""
+    """Fill in what the flags left open, so that config.toml records what was really run:
+    the period (the series' own, else inferred from the training part), the model (seasonal
+    when there is a season), the model's defaults (window size, anchor, units, layers) and
+    Huber's delta (scaled to the series)."""
     from engine.model.specs import MODELS, resolve_model_settings
+    from engine.series.period import infer_period
 
     config = config.validate()  # a known model before its defaults are looked up
-    series_period = None
+    changes = {}
+    if config.period is None or config.huber_delta is None:
+        loaded = load_series(config.data, column=config.column, date_column=config.date_column)
+        train = loaded.values[: split_index(len(loaded.values), config.split)]
+        check_not_constant(train, loaded.description)
+        if config.huber_delta is None:
+            step_std = float(np.std(np.diff(train))) if len(train) > 2 else 0.0
+            changes["huber_delta"] = float(f"{HUBER_DELTA_PER_STEP_STD * step_std:.4g}") or 1.0
+        if config.period is None:
+            if loaded.period:
+                changes["period"] = loaded.period
+                changes["period_source"] = f"period {loaded.period}: the series' own"
+            else:
+                guess = infer_period(train, loaded.frequency)
+                changes["period"] = guess.period or 0
+                changes["period_source"] = guess.how
+    elif config.period_source is None:
+        changes["period_source"] = (
+            "--period 0: no season" if config.period == 0 else f"period {config.period}: given"
+        )
+    config = config.replace(**changes)
+    if config.model is None:
+        seasonal = bool(config.period)
+        model = "seasonal-gru" if seasonal else "gru"
+        why = "with a season" if seasonal else "without a season (seasonal-gru needs one)"
+        config = config.replace(model=model, model_source=f"{model}: the default {why}")
+    elif config.model_source is None:
+        config = config.replace(model_source=f"{config.model}: given")
     if MODELS[config.model].seasonal and not config.period:
-        series_period = load_series(
-            config.data, column=config.column, date_column=config.date_column
-        ).period
-    return resolve_model_settings(config, series_period)
+        from engine.model.specs import needs_period
+
+        raise needs_period(config.model)
+    return resolve_model_settings(config)
+
+
+def check_not_constant(train: np.ndarray, description: str) -> None:
+    if len(train) and np.ptp(train) == 0:
+        raise InputError(
+            f"the training part of {description} is constant (every value is {train[0]:g}): "
+            "there is nothing to learn"
+        )
 
 
 def prepare_data(config: TrainConfig) -> RunData:
-    """Load and split the series; validation windows end just before each validation point."""
+    """Load and split the series; every window ends just before the value it forecasts."""
     loaded = load_series(config.data, column=config.column, date_column=config.date_column)
     series = loaded.values.astype("float32")
     split = split_index(len(series), config.split)
-    check_windowable(split, len(series) - split, config.window_size)
-    windows, targets = window_pairs(series[split - config.window_size :], config.window_size)
+    selection = selection_start(split, config.selection_fraction)
+    check_windowable(config, len(series), split, selection)
+    check_not_constant(series[:split], loaded.description)
+    window = config.window_size
+    selection_windows, selection_targets = window_pairs(series[selection - window : split], window)
+    valid_windows, valid_targets = window_pairs(series[split - window :], window)
     return RunData(
         series=series,
         split=split,
+        selection=selection,
         description=loaded.description,
-        period=loaded.period,
+        period=config.period or loaded.period or None,
         normalization=Normalization.fit(series[:split]),
-        valid_windows=windows,
-        valid_targets=targets,
+        selection_windows=selection_windows,
+        selection_targets=selection_targets,
+        valid_windows=valid_windows,
+        valid_targets=valid_targets,
     )
+
+
+def check_windowable(config: TrainConfig, length: int, split: int, selection: int) -> None:
+    """The part the model is fitted on must hold one (window, next value) pair, and the
+    validation part one value; the error names the shortest series that would do."""
+    window = config.window_size
+    if length - split < 1:
+        raise InputError("the validation part is empty")
+    if selection >= window + 1:
+        return
+    minimum = shortest_series(config)
+    needs = f"; the series needs at least {minimum} points" if minimum else ""
+    raise InputError(
+        f"too few rows for one window: the series has {length} points, its training part "
+        f"{split}, of which {selection} are fitted (the rest selects the best epoch), and a "
+        f"window of {window} needs {window + 1}{needs} (or a smaller --window-size)"
+    )
+
+
+def shortest_series(config: TrainConfig, longest: int = 1_000_000) -> int | None:
+    """The fewest points with which `config`'s split leaves one pair to fit (None if no
+    length does, as with a fixed --split index that is too small)."""
+
+    def fits(length: int) -> bool:
+        try:
+            split = split_index(length, config.split)
+        except InputError:
+            return False
+        return selection_start(split, config.selection_fraction) >= config.window_size + 1
+
+    low, high = config.window_size + 2, longest
+    if not fits(high):
+        return None
+    while low < high:  # fits() turns true once and stays true as the series grows
+        middle = (low + high) // 2
+        low, high = (low, middle) if fits(middle) else (middle + 1, high)
+    return low
 
 
 def apply_precision(precision: str) -> None:
@@ -87,7 +185,9 @@ def build_run_model(config: TrainConfig, data: RunData):
         scale=data.normalization.std,
         anchor=config.anchor,
         offset=data.normalization.mean,
-        period=config.period,
+        period=config.period or None,
+        dropout=config.dropout,
+        recurrent_dropout=config.recurrent_dropout,
     )
 
 
@@ -96,24 +196,26 @@ def steps_per_epoch(config: TrainConfig, data: RunData) -> int:
 
 
 def make_optimizer(config: TrainConfig, total_steps: int, learning_rate=None):
-    """`keras.optimizers` Adam or SGD with the run's clipping; a `LossScaleOptimizer`
-    around it under mixed_float16. `learning_rate` overrides the configured schedule."""
+    """`keras.optimizers` Adam or SGD with the run's clipping and weight decay; a
+    `LossScaleOptimizer` around it under mixed_float16. `learning_rate` overrides the
+    configured schedule."""
     import keras
 
     if learning_rate is None:
         learning_rate = config.lr
         if config.lr_schedule == "cosine":
             learning_rate = keras.optimizers.schedules.CosineDecay(config.lr, max(total_steps, 1))
-    clipping = {
+    options = {
         "clipnorm": config.clip_norm,
         "global_clipnorm": config.clip_global_norm,
         "clipvalue": config.clip_value,
+        "weight_decay": config.weight_decay or None,
     }
-    clipping = {key: value for key, value in clipping.items() if value is not None}
+    options = {key: value for key, value in options.items() if value is not None}
     if config.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(learning_rate, momentum=config.momentum, **clipping)
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=config.momentum, **options)
     else:
-        optimizer = keras.optimizers.Adam(learning_rate, **clipping)
+        optimizer = keras.optimizers.Adam(learning_rate, **options)
     if config.precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer

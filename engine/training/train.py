@@ -51,6 +51,22 @@ def _read_metrics(path: Path, up_to_epoch: int) -> list[dict]:
     return [entry for entry in lines if entry["epoch"] <= up_to_epoch]
 
 
+def _json_number(value: float) -> float | None:
+    return value if math.isfinite(value) else None  # JSON has no NaN
+
+
+def selection_errors(predict, data: RunData) -> dict:
+    """MAE, MSE and the MAE's standard error on the selection slice (NaN without one)."""
+    if not len(data.selection_targets):
+        return {"mae": math.nan, "mse": math.nan, "mae_se": math.nan}
+    forecast = predict_in_batches(predict, data.selection_windows)
+    errors = np.abs(data.selection_targets - forecast).astype("float64")
+    standard_error = (
+        float(np.std(errors, ddof=1) / np.sqrt(len(errors))) if len(errors) > 1 else 0.0
+    )
+    return {**forecast_errors(data.selection_targets, forecast), "mae_se": standard_error}
+
+
 def resolve_run(config: TrainConfig, resume: bool) -> TrainConfig:
     """On `--resume` the run's own config.toml wins, except `epochs` (which may be raised) and
     where it runs (`strategy`, `replicas`): a run may resume on another number of replicas."""
@@ -75,6 +91,7 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
     import keras
 
     from engine.series.baselines import compute_baselines
+    from engine.training.backtest import backtest_model, summary_line
     from engine.training.plots import plot_forecast, plot_losses
 
     # --- setup -------------------------------------------------------------------
@@ -98,13 +115,19 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
     (out.path / "plots").mkdir(parents=True, exist_ok=True)
     (out.path / "config.toml").write_text(config.to_toml())
     epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
-    best_val_mae = tf.Variable(math.inf, dtype=tf.float64, name="best_val_mae")
+    # The best epoch is picked on the selection slice, never on the validation part: the
+    # latest epoch whose selection MAE is within one standard error of the lowest so far
+    # (a difference smaller than the slice's own noise picks nothing; the schedule was made
+    # to end at the last epoch). Without a slice (--selection-fraction 0): the last epoch.
+    lowest_selection_mae = tf.Variable(math.inf, dtype=tf.float64, name="lowest_selection_mae")
+    lowest_selection_se = tf.Variable(0.0, dtype=tf.float64, name="lowest_selection_se")
     best_epoch = tf.Variable(0, dtype=tf.int64, name="best_epoch")
     checkpoint = tf.train.Checkpoint(
         model=model,
         optimizer=optimizer,
         epoch=epoch,
-        best_val_mae=best_val_mae,
+        lowest_selection_mae=lowest_selection_mae,
+        lowest_selection_se=lowest_selection_se,
         best_epoch=best_epoch,
     )
     manager = tf.train.CheckpointManager(checkpoint, out.path / "checkpoints", max_to_keep=2)
@@ -122,9 +145,11 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
     replicas = strategy.num_replicas_in_sync
     progress.line(
         f"training {config.model} ({config.cells} cells, {model.count_params()} weights) on "
-        f"{data.description}: {data.split} training / {len(data.valid_targets)} validation points"
+        f"{data.description}: {data.selection} training, {data.split - data.selection} "
+        f"selection, {len(data.valid_targets)} validation points"
         + (f", {replicas} replicas ({config.strategy})" if config.strategy != "default" else "")
     )
+    progress.line(f"{config.period_source}; model {config.model_source}")
     if out.temporary:
         progress.line(f"not the chief: this worker writes to {out.path}, removed at the end")
 
@@ -158,7 +183,8 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
                 f"checkpoint is in {out.path / 'checkpoints'}; try a lower --lr or clipping"
             )
 
-        # --- evaluate and log ----------------------------------------------------
+        # --- evaluate (the selection slice picks, the validation part is reported) ---
+        selection = selection_errors(predict, data)
         forecast = predict_in_batches(predict, data.valid_windows)
         val = forecast_errors(data.valid_targets, forecast)
         val_loss = float(loss_fn(data.valid_targets[:, None], forecast[:, None]))
@@ -168,6 +194,8 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
             "val_loss": val_loss,
             "val_mae": val["mae"],
             "val_mse": val["mse"],
+            "selection_mae": _json_number(selection["mae"]),
+            "selection_mae_se": _json_number(selection["mae_se"]),
             "lr": lr,
             "seconds": time.perf_counter() - epoch_started,
             "steps": steps,
@@ -179,23 +207,30 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         with metrics_path.open("a") as handle:
             handle.write(json.dumps(entry) + "\n")
         with writer.as_default(step=current):
-            for key in ("loss", "val_loss", "val_mae", "lr"):
-                tf.summary.scalar(key, entry[key])
+            for key in ("loss", "val_loss", "val_mae", "selection_mae", "lr"):
+                if entry[key] is not None:
+                    tf.summary.scalar(key, entry[key])
         progress.line(
-            f"epoch {current}/{config.epochs}  loss {train_loss:.4f}  val_loss {val_loss:.4f}  "
-            f"val_mae {val['mae']:.4f}  lr {lr:.2e}  {entry['seconds']:.1f}s"
+            f"epoch {current}/{config.epochs}  loss {train_loss:.4f}  selection_mae "
+            f"{selection['mae']:.4f}  val_mae {val['mae']:.4f}  lr {lr:.2e}  "
+            f"{entry['seconds']:.1f}s"
         )
 
         # --- checkpoint and early stopping ----------------------------------------
-        improved = val["mae"] < float(best_val_mae.numpy())
-        if improved:
-            best_val_mae.assign(val["mae"])
+        if selection["mae"] < float(lowest_selection_mae.numpy()):
+            lowest_selection_mae.assign(selection["mae"])
+            lowest_selection_se.assign(selection["mae_se"])
+        threshold = float(lowest_selection_mae.numpy() + lowest_selection_se.numpy())
+        if math.isnan(selection["mae"]) or selection["mae"] <= threshold:
             best_epoch.assign(current)
             best_manager.save(checkpoint_number=current)  # before the main checkpoint
         epoch.assign(current)
         manager.save(checkpoint_number=current)
         if config.patience and current - int(best_epoch.numpy()) >= config.patience:
-            stop_reason = f"early stop: no better validation MAE for {config.patience} epochs"
+            stop_reason = (
+                f"early stop: {config.patience} epochs without a selection MAE within one "
+                "standard error of the lowest"
+            )
             break
 
     # --- finish: best weights, model, summary, plots ---------------------------------
@@ -204,9 +239,12 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
     model.save(out.path / "model.keras")
     forecast = predict_in_batches(predict, data.valid_windows)
     val = forecast_errors(data.valid_targets, forecast)
+    selection = selection_errors(predict, data)
     summary = {
         "val_mae": val["mae"],
         "val_mse": val["mse"],
+        "selection_mae": _json_number(selection["mae"]),
+        "selection_points": int(len(data.selection_targets)),
         "epochs_run": int(epoch.numpy()),
         "best_epoch": int(best_epoch.numpy()),
         "seconds": sum(entry["seconds"] for entry in history),
@@ -214,9 +252,16 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         "weights": int(model.count_params()),
         "replicas": replicas,
         "data": data.description,
+        "period": config.period or None,
+        "period_source": config.period_source,
         "baselines": compute_baselines(data.series, data.split, data.period),
         "config": config.as_dict(),
     }
+    try:  # the multi-step figure the served `forecast` signature gives, on the same part
+        summary["backtest"] = backtest_model(model, data, config.window_size, run_dir=out.path)
+        backtest_note = summary_line(summary["backtest"])
+    except InputError as error:  # a validation part shorter than the default horizon
+        summary["backtest"], backtest_note = None, f"no backtest: {error}"
     _write_json(out.path / "summary.json", summary)
     plot_losses(history, out.path / "plots" / "loss.png")
     valid_time = np.arange(data.split, data.split + len(forecast))
@@ -229,8 +274,10 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
     )
     progress.line(
         f"done in {time.perf_counter() - started:.1f}s ({stop_reason}); best epoch "
-        f"{summary['best_epoch']}: validation MAE {val['mae']:.4f} (naive "
+        f"{summary['best_epoch']} (by selection MAE {selection['mae']:.4f}): validation MAE "
+        f"{val['mae']:.4f} (naive "
         f"{summary['baselines']['naive']['mae']:.4f})"
     )
+    progress.line(backtest_note)
     out.cleanup()  # a worker's temporary copy; never the run dir
     return summary

@@ -1,0 +1,119 @@
+"""A CSV's date column: ISO dates parsed, duplicates and gaps refused, the frequency named.
+
+A series is taken to be regular: one value per step, no step missing. A date column that
+says otherwise is an `InputError` naming the rows, since every window would silently mix
+steps of different lengths.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+
+from engine.errors import InputError
+
+# Seasonal periods worth testing for each frequency, in steps (the issue's examples and
+# their usual companions: the day and the week of hourly data, the week and the year of
+# daily data).
+PERIOD_CANDIDATES = {
+    "minutely": (60, 1440),
+    "half-hourly": (48, 336),
+    "hourly": (24, 168),
+    "daily": (7, 365),
+    "weekly": (52,),
+    "monthly": (12,),
+    "quarterly": (4,),
+    "yearly": (),
+}
+_SECONDS = {60: "minutely", 1800: "half-hourly", 3600: "hourly", 86400: "daily", 604800: "weekly"}
+_MONTHS = {1: "monthly", 3: "quarterly", 12: "yearly"}
+
+
+@dataclass(frozen=True)
+class Frequency:
+    """How far apart consecutive dates are: `name` (a key of PERIOD_CANDIDATES, or a
+    description such as "every 2 days") and the step in months or seconds."""
+
+    name: str
+    step: int
+    unit: str  # "months" or "seconds"
+
+    @property
+    def period_candidates(self) -> tuple[int, ...]:
+        return PERIOD_CANDIDATES.get(self.name, ())
+
+
+def parse_date(text: str) -> dt.datetime | None:
+    """ISO 8601 dates and times (`2020-01-31`, `2020-01-31 13:00`, `2020-01`, `2020`), or None."""
+    text = text.strip()
+    try:
+        if len(text) == 4 and text.isdigit():
+            return dt.datetime(int(text), 1, 1)
+        if len(text) == 7 and text[4] == "-":
+            return dt.datetime(int(text[:4]), int(text[5:]), 1)
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value.replace(tzinfo=None) if value.tzinfo else value
+
+
+def parse_dates(texts: list[str], lines: list[int], path: str, column: str) -> list[dt.datetime]:
+    """Every cell of the date column parsed; the first one that is not a date names its row."""
+    dates = []
+    for text, line in zip(texts, lines):
+        value = parse_date(text)
+        if value is None:
+            raise InputError(
+                f"{path}: row {line}: {text!r} in column {column} is not an ISO date "
+                "(such as 2020-01-31, 2020-01 or 2020-01-31 13:00)"
+            )
+        dates.append(value)
+    return dates
+
+
+def _month_index(date: dt.datetime) -> int:
+    return date.year * 12 + date.month - 1
+
+
+def regular_frequency(dates: list[dt.datetime], lines: list[int], path: str) -> Frequency:
+    """The one step between consecutive (sorted) dates; duplicates and gaps are errors."""
+    if len(dates) < 2:
+        raise InputError(f"{path}: the date column needs at least two rows to give a frequency")
+    for index in range(1, len(dates)):
+        if dates[index] == dates[index - 1]:
+            raise InputError(
+                f"{path}: rows {lines[index - 1]} and {lines[index]} both hold the date "
+                f"{dates[index].isoformat(sep=' ')}: one value per date"
+            )
+    on_month_starts = all(d.day == 1 and d.time() == dt.time() for d in dates)
+    if on_month_starts:
+        steps = [_month_index(b) - _month_index(a) for a, b in zip(dates, dates[1:])]
+        unit = "months"
+    else:
+        steps = [int((b - a).total_seconds()) for a, b in zip(dates, dates[1:])]
+        unit = "seconds"
+    step = Counter(steps).most_common(1)[0][0]
+    for index, gap in enumerate(steps):
+        if gap != step:
+            raise InputError(
+                f"{path}: rows {lines[index]} and {lines[index + 1]}: "
+                f"{dates[index + 1].isoformat(sep=' ')} follows "
+                f"{dates[index].isoformat(sep=' ')}, {_describe(gap, unit)} apart where the "
+                f"series steps {_describe(step, unit)}: fill or drop the gap first"
+            )
+    if unit == "months":
+        name = _MONTHS.get(step, f"every {step} months")
+    else:
+        name = _SECONDS.get(step, f"every {_describe(step, unit)}")
+    return Frequency(name, step, unit)
+
+
+def _describe(step: int, unit: str) -> str:
+    if unit == "months":
+        return f"{step} month" + ("s" if step != 1 else "")
+    for size, name in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
+        if step % size == 0:
+            count = step // size
+            return f"{count} {name}" + ("s" if count != 1 else "")
+    return f"{step} seconds"  # pragma: no cover - every step is a whole number of seconds

@@ -1,0 +1,127 @@
+"""Period inference (engine/series/period.py) and the date column it reads (dates.py)."""
+
+import numpy as np
+import pytest
+from cli_runner import run_engine
+
+from engine.errors import InputError
+from engine.series.course import course_series
+from engine.series.dates import regular_frequency
+from engine.series.load import load_series
+from engine.series.period import infer_period
+
+
+def seasonal(period, length, seed=0, noise=3.0):
+    """A season of `period` (a sine and a square wave), noise and a trend."""
+    rng = np.random.default_rng(seed)
+    time = np.arange(length)
+    phase = 2 * np.pi * time / period
+    return (
+        10 * np.sin(phase)
+        + 3 * np.sign(np.sin(2 * phase))
+        + rng.normal(0, noise, length)
+        + 0.01 * time
+    )
+
+
+@pytest.mark.parametrize("period, length", [(7, 700), (12, 600), (24, 1500), (365, 1500)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_known_periods_are_found(period, length, seed):
+    guess = infer_period(seasonal(period, length, seed))
+    assert guess.period == period, guess.how
+    assert f"period {period} inferred from the autocorrelation" in guess.how
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_season_in_noise_a_random_walk_or_a_smooth_series(seed):
+    rng = np.random.default_rng(seed)
+    for values in (
+        rng.normal(size=1000),
+        np.cumsum(rng.normal(size=1000)),
+        np.convolve(rng.normal(size=1000), np.ones(20) / 20, "same"),
+    ):
+        guess = infer_period(values)
+        assert guess.period is None, guess.how
+        assert guess.how.startswith("no clear season")
+
+
+def test_the_course_series_training_part_shows_its_year():
+    _, series = course_series()
+    assert infer_period(series[:1000]).period == 365
+
+
+def write_dated(tmp_path, dates, values, name="dated.csv"):
+    path = tmp_path / name
+    path.write_text("date,value\n" + "".join(f"{d},{v}\n" for d, v in zip(dates, values)))
+    return str(path)
+
+
+def months(count, start_year=2000):
+    return [f"{start_year + m // 12}-{m % 12 + 1:02d}" for m in range(count)]
+
+
+def test_a_dated_csv_gives_its_frequency_and_period(tmp_path):
+    values = seasonal(12, 240)
+    monthly = load_series(write_dated(tmp_path, months(240), values))
+    assert monthly.frequency.name == "monthly" and "(monthly)" in monthly.description
+    guess = infer_period(values[:168], monthly.frequency)
+    assert guess.period == 12 and "date column's monthly frequency" in guess.how
+    days = np.arange("2020-01-01", "2021-12-01", dtype="datetime64[D]").astype(str)
+    daily = load_series(write_dated(tmp_path, days, seasonal(7, len(days)), "daily.csv"))
+    assert daily.frequency.name == "daily"
+    assert infer_period(seasonal(7, len(days))[:500], daily.frequency).period == 7
+    hours = [f"2020-01-{1 + h // 24:02d} {h % 24:02d}:00" for h in range(24 * 20)]
+    hourly = load_series(write_dated(tmp_path, hours, seasonal(24, len(hours)), "hourly.csv"))
+    assert hourly.frequency.name == "hourly"
+    assert infer_period(seasonal(24, len(hours)), hourly.frequency).period == 24
+
+
+def test_monthly_data_without_a_year_season_has_no_period(tmp_path):
+    """A persistent monthly series (the sunspots' kind) is not seasonal at 12."""
+    rng = np.random.default_rng(0)
+    values = np.convolve(rng.normal(size=600), np.ones(30) / 30, "same")
+    frequency = load_series(write_dated(tmp_path, months(600), values)).frequency
+    guess = infer_period(values, frequency)
+    assert guess.period is None and "tried 12" in guess.how
+
+
+def test_an_undated_order_is_kept_and_an_irregular_unnamed_column_ignored(tmp_path):
+    shuffled = ["2000-03", "2000-01", "2000-02"]
+    series = load_series(write_dated(tmp_path, shuffled, [3, 1, 2]))
+    assert series.values.tolist() == [3, 1, 2] and series.frequency is None
+    named = load_series(write_dated(tmp_path, shuffled, [3, 1, 2]), date_column="date")
+    assert named.values.tolist() == [1, 2, 3] and named.frequency.name == "monthly"
+
+
+@pytest.mark.parametrize(
+    "dates, message",
+    [
+        (["2000-01", "2000-02", "2000-02", "2000-03"], "rows 3 and 4 both hold the date"),
+        (["2000-01", "2000-02", "2000-04", "2000-05"], "rows 3 and 4: 2000-04-01 00:00:00 follows"),
+        (["2020-01-01", "2020-01-02", "2020-01-04"], "2 days apart where the series steps 1 day"),
+        (["2020-01-01", "Jan 2", "2020-01-03"], "row 3: 'Jan 2' in column date is not an ISO date"),
+    ],
+)
+def test_a_date_column_with_duplicates_or_gaps_is_refused(tmp_path, dates, message):
+    path = write_dated(tmp_path, dates, range(len(dates)))
+    with pytest.raises(InputError, match=message):
+        load_series(path, date_column="date")
+
+
+def test_the_frequency_needs_two_dates():
+    with pytest.raises(InputError, match="at least two rows"):
+        regular_frequency([np.datetime64("2020-01-01").astype(object)], [2], "one.csv")
+
+
+def test_train_says_how_it_found_the_period_and_writes_it(tmp_path):
+    path = write_dated(tmp_path, months(200), seasonal(12, 200), "monthly.csv")
+    run_dir = tmp_path / "run"
+    result = run_engine(
+        "train", "--data", path, "--epochs", "1", "--units", "4", "--layers", "1",
+        "--run-dir", str(run_dir),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "period 12 inferred from the date column's monthly frequency" in result.stdout
+    assert "seasonal-gru: the default with a season" in result.stdout
+    config = (run_dir / "config.toml").read_text()
+    assert "period = 12\n" in config and 'period_source = "period 12 inferred' in config

@@ -1,0 +1,102 @@
+"""Honest selection: the best epoch is picked on a slice at the end of the training part,
+never on the validation part, and bad series are refused before anything is written."""
+
+import json
+
+import numpy as np
+import pytest
+from cli_runner import run_engine
+
+from engine.errors import InputError
+from engine.series.course import course_series
+from engine.training.config import TrainConfig
+from engine.training.prepare import prepare_data, resolve_config
+from engine.training.train import train
+
+
+def test_the_selection_slice_never_overlaps_the_reported_part():
+    config = resolve_config(TrainConfig(model="rnn"))
+    data = prepare_data(config)
+    _, series = course_series()
+    window = config.window_size
+    assert (data.selection, data.split, len(data.series)) == (900, 1000, 1461)
+    # Fitted on targets before the slice; selected on the slice; reported after the split.
+    fitted_targets = np.arange(window, data.selection)
+    selection_targets = np.arange(data.selection, data.split)
+    valid_targets = np.arange(data.split, len(series))
+    assert len(data.train) == data.selection and data.train_pairs == len(fitted_targets)
+    np.testing.assert_array_equal(
+        data.selection_targets, series[selection_targets].astype("float32")
+    )
+    np.testing.assert_array_equal(data.valid_targets, series[valid_targets].astype("float32"))
+    assert not set(fitted_targets) & set(selection_targets)
+    assert not set(selection_targets) & set(valid_targets)
+    # Each window holds the values just before its target, never the target itself.
+    first = data.selection_windows[0]
+    np.testing.assert_array_equal(
+        first, series[data.selection - window : data.selection].astype("float32")
+    )
+
+
+def test_without_a_slice_the_last_epoch_is_kept(tmp_path):
+    config = TrainConfig(model="rnn", units=4, layers=1, epochs=2, selection_fraction=0.0)
+    summary = train(config.replace(run_dir=str(tmp_path / "run")), quiet=True)
+    assert summary["best_epoch"] == 2 and summary["selection_mae"] is None
+    with pytest.raises(InputError, match="--patience needs a selection slice"):
+        TrainConfig(selection_fraction=0.0, patience=3).validate()
+    with pytest.raises(InputError, match=r"--selection-fraction must be in \[0, 0.5\)"):
+        TrainConfig(selection_fraction=0.5).validate()
+
+
+def write(tmp_path, lines, name="series.csv"):
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "lines, extra, fragment",
+    [
+        (
+            ["value", *map(str, range(30))],
+            ["--model", "rnn"],
+            "the series needs at least 33 points",
+        ),
+        (["value", *["5"] * 300], ["--model", "rnn"], "is constant (every value is 5)"),
+        (
+            ["date,value", "2020-01-01,1", "2020-01-02,2", "2020-01-05,3", "2020-01-06,4"],
+            ["--date-column", "date"],
+            "3 days apart where the series steps 1 day",
+        ),
+        (
+            ["date,value", "2020-01-01,1", "2020-01-01,2", "2020-01-02,3"],
+            ["--date-column", "date"],
+            "both hold the date 2020-01-01",
+        ),
+    ],
+)
+def test_bad_series_are_one_line_exit_2_and_write_nothing(tmp_path, lines, extra, fragment):
+    run_dir = tmp_path / "run"
+    result = run_engine(
+        "train", "--data", write(tmp_path, lines), *extra, "--run-dir", str(run_dir), "--quiet"
+    )
+    assert result.returncode == 2, result.stderr
+    assert fragment in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not run_dir.exists()
+
+
+def test_the_named_minimum_length_is_enough(tmp_path):
+    """The length the too-short error names trains."""
+    short = write(tmp_path, ["value", *map(str, range(29))])
+    result = run_engine("train", "--data", short, "--model", "rnn", "--quiet")
+    minimum = int(result.stderr.split("needs at least ")[1].split()[0])
+    values = [str(np.sin(i / 3)) for i in range(minimum)]
+    path = write(tmp_path, ["value", *values], "enough.csv")
+    run_dir = tmp_path / "run"
+    done = run_engine(
+        "train", "--data", path, "--model", "rnn", "--units", "4", "--epochs", "1",
+        "--run-dir", str(run_dir), "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["selection_points"] >= 1
