@@ -6,7 +6,7 @@ take the built-ins' constructor arguments. Everything is a registered Keras seri
 """
 
 from cells.bidirectional import Bidirectional
-from cells.cell import Cell
+from cells.cell import Cell, DropoutMasks
 from cells.gru import GRUCell
 from cells.layers import GRU, LSTM, SimpleRNN
 from cells.lstm import LSTMCell
@@ -17,6 +17,7 @@ __all__ = [
     "AUTO_UNROLL_MAX_STEPS",
     "Bidirectional",
     "Cell",
+    "DropoutMasks",
     "GRU",
     "GRUCell",
     "LSTM",

@@ -26,7 +26,8 @@ class Bidirectional(keras.layers.Layer):
         backward_layer: an explicit backward layer (its `go_backwards` must differ).
 
     Call arguments: `sequences`, `initial_state` (forward states then backward states),
-    `mask` `[batch, time]`.
+    `mask` `[batch, time]`, `training` (passed to both layers: each draws its own dropout
+    masks).
     """
 
     def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
@@ -59,13 +60,14 @@ class Bidirectional(keras.layers.Layer):
             if not direction.built:
                 direction.build(sequences_shape)
 
-    def call(self, sequences, initial_state=None, mask=None):
+    def call(self, sequences, initial_state=None, mask=None, training=False):
         forward_state = backward_state = None
         if initial_state is not None:
             half = len(initial_state) // 2
             forward_state, backward_state = initial_state[:half], initial_state[half:]
-        y = self.forward_layer(sequences, initial_state=forward_state, mask=mask)
-        y_reverse = self.backward_layer(sequences, initial_state=backward_state, mask=mask)
+        kwargs = dict(mask=mask, training=training)
+        y = self.forward_layer(sequences, initial_state=forward_state, **kwargs)
+        y_reverse = self.backward_layer(sequences, initial_state=backward_state, **kwargs)
         states = []
         if self.return_state:
             states = list(y[1:]) + list(y_reverse[1:])

@@ -63,7 +63,10 @@ class _CellLayer(Recurrent):
 class SimpleRNN(_CellLayer):
     """`keras.layers.SimpleRNN` with our cell: `SimpleRNN(units, activation="tanh",
     use_bias=True, kernel_initializer=..., recurrent_initializer=..., bias_initializer=...,
-    return_sequences=False, return_state=False, go_backwards=False, unroll=None)`."""
+    dropout=0.0, recurrent_dropout=0.0, seed=None, return_sequences=False,
+    return_state=False, go_backwards=False, unroll=None)`. `dropout` drops inputs,
+    `recurrent_dropout` the previous state, with masks drawn once per sequence, in training
+    only (Keras 3's semantics, see `cells.Cell`)."""
 
     cell_class = SimpleRNNCell
 

@@ -9,11 +9,15 @@ It owns everything about time, for every cell alike: unrolling, `return_sequence
 - At a masked step every state keeps its previous value, and the output repeats the previous
   step's output (zeros before the first unmasked step), or is zero when
   `zero_output_for_mask=True` (what `Bidirectional` asks for with `return_sequences`).
+- With `training=True` and a cell's `dropout` / `recurrent_dropout` set, the cell's masks
+  are drawn once per call, before the loop (`cell.dropout_masks`), and reused at every step
+  on both paths; otherwise the loop is exactly the one without dropout.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import keras
 import tensorflow as tf
@@ -60,7 +64,8 @@ class Recurrent(keras.layers.Layer):
 
     Call arguments: `sequences` `[batch, time, features]`; `initial_state` a list of
     `[batch, units]` tensors; `mask` `[batch, time]` booleans (True = a real step), or the
-    mask a `keras.layers.Masking` layer attached.
+    mask a `keras.layers.Masking` layer attached; `training` (Keras passes it) turns the
+    cell's dropout on.
     """
 
     def __init__(
@@ -125,7 +130,7 @@ class Recurrent(keras.layers.Layer):
             raise ValueError("unroll=True needs a statically known time length")
         return self.unroll
 
-    def call(self, sequences, initial_state=None, mask=None):
+    def call(self, sequences, initial_state=None, mask=None, training=False):
         dtype = self.compute_dtype
         sequences = tf.convert_to_tensor(sequences)
         if initial_state is None:
@@ -139,6 +144,8 @@ class Recurrent(keras.layers.Layer):
                     f"{type(self.cell).__name__} takes {self.cell.num_states} initial "
                     f"state(s), got {len(states)}"
                 )
+        # Drawn once per sequence, reused at every step; None without dropout.
+        dropout_masks = self.cell.dropout_masks(sequences, states, training)
 
         # Time-major [time, batch, ...] so the loop reads one step at a time.
         inputs = tf.transpose(sequences, [1, 0, 2])
@@ -153,7 +160,7 @@ class Recurrent(keras.layers.Layer):
                 step_mask = tf.reverse(step_mask, [0])
 
         run = self._run_unrolled if self._unrolls(sequences.shape[1]) else self._run_loop
-        last_output, outputs, states = run(inputs, states, step_mask)
+        last_output, outputs, states = run(inputs, states, step_mask, dropout_masks)
 
         if self.return_sequences:
             output = tf.transpose(outputs, [1, 0, 2])  # back to [batch, time, units]
@@ -173,21 +180,28 @@ class Recurrent(keras.layers.Layer):
         new_states = [tf.where(mask_t, new, old) for new, old in zip(new_states, states)]
         return output, new_states
 
-    def _run_unrolled(self, inputs, states, step_mask):
-        """A static Python loop over `inputs` `[time, batch, features]`.
+    def _run_unrolled(self, inputs, states, step_mask, dropout_masks):
+        """A static Python loop over `inputs` `[time, batch, features]`, with the cell's
+        `dropout_masks` (or None).
 
         Returns `(last_output [batch, units], outputs [time, batch, units] or None, states)`.
         """
-        step = self.cell.step
+        step = _with_masks(self.cell.step, dropout_masks)
         if (
             self.project_inputs_ahead
             and inputs.shape[0]
             and self.compute_dtype in ("float32", "float64")
         ):
-            projected = self.cell.project_inputs(tf.reshape(inputs, [-1, inputs.shape[-1]]))
+            time_steps = inputs.shape[0]
+            if dropout_masks is not None and dropout_masks.inputs is not None:
+                # Row t * batch + b of the flattened inputs takes batch entry b's mask.
+                tiled = [tf.tile(mask, [time_steps, 1]) for mask in dropout_masks.inputs]
+                dropout_masks = dropout_masks._replace(inputs=tuple(tiled))
+            project_inputs = _with_masks(self.cell.project_inputs, dropout_masks)
+            projected = project_inputs(tf.reshape(inputs, [-1, inputs.shape[-1]]))
             # [time * batch, gates * units] -> [time, batch, gates * units]; time is known here
-            inputs = tf.reshape(projected, [inputs.shape[0], -1, projected.shape[-1]])
-            step = self.cell.recurrent_step
+            inputs = tf.reshape(projected, [time_steps, -1, projected.shape[-1]])
+            step = _with_masks(self.cell.recurrent_step, dropout_masks)
         steps = tf.unstack(inputs)
         masks = tf.unstack(step_mask) if step_mask is not None else [None] * len(steps)
         output = self._zero_output(inputs)
@@ -198,12 +212,14 @@ class Recurrent(keras.layers.Layer):
         stacked = tf.stack(outputs) if self.return_sequences else None
         return output, stacked, states
 
-    def _run_loop(self, inputs, states, step_mask):
-        """A `tf.while_loop` over `inputs` `[time, batch, features]`, any time length.
+    def _run_loop(self, inputs, states, step_mask, dropout_masks):
+        """A `tf.while_loop` over `inputs` `[time, batch, features]`, any time length, with
+        the cell's `dropout_masks` (or None), drawn before it and captured whole.
 
         Inputs (and the mask) are read through TensorArrays: slicing a captured tensor inside
         the loop would make the gradient O(time^2).
         """
+        step = _with_masks(self.cell.step, dropout_masks)
         time_steps = tf.shape(inputs)[0]
         input_ta = tf.TensorArray(inputs.dtype, size=time_steps).unstack(inputs)
         mask_ta = None
@@ -218,7 +234,7 @@ class Recurrent(keras.layers.Layer):
         def body(t, output_ta, previous_output, *states):
             mask_t = mask_ta.read(t) if mask_ta is not None else None
             output, new_states = self._masked_step(
-                self.cell.step, input_ta.read(t), list(states), previous_output, mask_t
+                step, input_ta.read(t), list(states), previous_output, mask_t
             )
             output_ta = output_ta.write(t if self.return_sequences else 0, output)
             return (t + 1, output_ta, output, *new_states)
@@ -252,3 +268,9 @@ class Recurrent(keras.layers.Layer):
         config = dict(config)
         config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
         return cls(**config)
+
+
+def _with_masks(function, masks):
+    """`function` with `masks=masks` bound; `function` itself without masks, so a loop
+    without dropout calls the cell exactly as it would without the feature."""
+    return function if masks is None else functools.partial(function, masks=masks)

@@ -6,6 +6,7 @@ from cells.equivalence.cases import (
     TOLERANCES,
     Case,
     default_cases,
+    dropout_subset,
     full_grid,
     graph_subset,
     mixed_subset,
@@ -18,6 +19,7 @@ from cells.equivalence.compare import (
     mask_pattern,
     relative_difference,
 )
+from cells.equivalence.masks import fix_dropout_masks
 from cells.equivalence.report import format_table, run_verify
 
 __all__ = [
@@ -28,6 +30,8 @@ __all__ = [
     "compare",
     "default_cases",
     "disable_tf32",
+    "dropout_subset",
+    "fix_dropout_masks",
     "dtype_policy",
     "format_table",
     "full_grid",

@@ -22,7 +22,11 @@ MASKS = ("", "masking", "explicit")
 class Case:
     """One comparison. `bidirectional` is a merge mode ("none" for None) or "" for none;
     `mask` is "" (no mask), "masking" (a `keras.layers.Masking` layer in front, padding
-    zeroed) or "explicit" (a `mask=` argument); `layers` stacks that many layers."""
+    zeroed) or "explicit" (a `mask=` argument); `layers` stacks that many layers.
+
+    `dropout` / `recurrent_dropout` are given to both layers; `training` calls them in
+    training mode, where both sides then use the same fixed dropout masks (so they agree):
+    with `training=False` the rates must change nothing."""
 
     cell: str
     dtype: str
@@ -39,6 +43,9 @@ class Case:
     layers: int = 1
     unroll: bool = False
     graph: bool = False
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    training: bool = False
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -49,24 +56,27 @@ class Case:
             raise ValueError(f"unknown merge mode {self.bidirectional!r}")
         if self.mask not in MASKS:
             raise ValueError(f"unknown mask {self.mask!r}")
+        for name in ("dropout", "recurrent_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
 
     @property
     def config(self) -> str:
         """A short, readable label of everything but the cell and dtype."""
+        flags = [
+            (self.return_state, "state"),
+            (self.go_backwards, "backwards"),
+            (self.bidirectional, f"bidi:{self.bidirectional}"),
+            (self.mask, f"mask:{self.mask}"),
+            (self.initial_state, "init"),
+            (self.layers > 1, f"stack{self.layers}"),
+            (self.dropout, f"dropout={self.dropout:g}"),
+            (self.recurrent_dropout, f"recurrent_dropout={self.recurrent_dropout:g}"),
+            (self.training, "training"),
+        ]
         parts = [f"T={self.time} F={self.features} U={self.units}"]
         parts.append("seq" if self.return_sequences else "last")
-        if self.return_state:
-            parts.append("state")
-        if self.go_backwards:
-            parts.append("backwards")
-        if self.bidirectional:
-            parts.append(f"bidi:{self.bidirectional}")
-        if self.mask:
-            parts.append(f"mask:{self.mask}")
-        if self.initial_state:
-            parts.append("init")
-        if self.layers > 1:
-            parts.append(f"stack{self.layers}")
+        parts += [label for wanted, label in flags if wanted]
         parts.append("unrolled" if self.unroll else "loop")
         if self.graph:
             parts.append("tf.function")
@@ -143,7 +153,26 @@ def mixed_subset(dtypes: Iterable[str] = ("mixed_float16", "mixed_bfloat16")) ->
     ]
 
 
+def dropout_subset() -> list[Case]:
+    """Dropout and recurrent dropout, a few cheap cases: per cell, inference with the rates
+    set (they must change nothing), training with fixed masks on the `tf.while_loop` path
+    with a mask, and inside Bidirectional on the unrolled path (inputs projected ahead);
+    then training under each mixed policy, one in a `tf.function`."""
+    rates = dict(dropout=0.25, recurrent_dropout=0.4, return_sequences=True)
+    shapes = [
+        dict(dtype="float32"),
+        dict(dtype="float32", training=True, mask="explicit", return_state=True),
+        dict(dtype="float64", training=True, bidirectional="concat", unroll=True),
+    ]
+    cases = [Case(cell=cell, **rates, **shape) for cell in CELLS for shape in shapes]
+    return cases + [
+        Case(cell="LSTM", dtype="mixed_float16", training=True, graph=True, **rates),
+        Case(cell="GRU", dtype="mixed_bfloat16", training=True, unroll=True, **rates),
+    ]
+
+
 def default_cases() -> list[Case]:
     """What `engine verify` runs: the full grid in float64 and float32 (eager), the same
-    comparisons on a subset in graph mode, and a subset under the mixed policies."""
-    return full_grid() + graph_subset() + mixed_subset()
+    comparisons on a subset in graph mode, a subset under the mixed policies, and the
+    dropout cases."""
+    return full_grid() + graph_subset() + mixed_subset() + dropout_subset()

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from cells.equivalence.cases import Case
+from cells.equivalence.masks import fix_dropout_masks
 
 
 @dataclass
@@ -105,6 +106,9 @@ def _layer(library, case: Case, last: bool, ours: bool):
     )
     if case.cell == "GRU(reset_after=False)":
         kwargs["reset_after"] = False
+    for rate in ("dropout", "recurrent_dropout"):
+        if getattr(case, rate):
+            kwargs[rate] = getattr(case, rate)
     if ours:
         kwargs["unroll"] = case.unroll
     layer = getattr(library, kind)(case.units, **kwargs)
@@ -139,13 +143,24 @@ class _Side:
     def __call__(self, x, mask, initial_state):
         h = self.masking(x) if self.masking is not None else x
         for index, layer in enumerate(self.layers):
-            kwargs = {}
+            kwargs = {"training": self.case.training}
             if mask is not None:
                 kwargs["mask"] = mask
             if index == 0 and initial_state is not None:
                 kwargs["initial_state"] = list(initial_state)
             h = layer(h, **kwargs)
         return _flat(h)
+
+    @property
+    def cells(self) -> list:
+        """Every cell, layer by layer (forward then backward inside Bidirectional)."""
+        found = []
+        for layer in self.layers:
+            directions = (
+                [layer.forward_layer, layer.backward_layer] if self.case.bidirectional else [layer]
+            )
+            found += [direction.cell for direction in directions]
+        return found
 
     @property
     def weights(self) -> list:
@@ -244,6 +259,10 @@ def _compare(case: Case, seed: int) -> tuple[float, float, dict]:
         value = (value + noise).astype(reference_weight.dtype)
         reference_weight.assign(value)
         ours_weight.assign(value)
+
+    if case.training and (case.dropout or case.recurrent_dropout):
+        for ours_cell, keras_cell in zip(ours.cells, reference.cells):
+            fix_dropout_masks(ours_cell, keras_cell, case.batch, rng)
 
     cotangents: list = []  # drawn once, on the first side's output shapes, then shared
 
