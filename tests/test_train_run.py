@@ -200,7 +200,7 @@ def test_a_csv_gets_its_period_inferred_and_a_seasonal_model_needs_one(tmp_path)
         resolve_config(TrainConfig(data=str(path), model="seasonal-gru", period=0))
     assert resolve_config(TrainConfig(data=str(path), period=7)).window_size == 26
     no_season = resolve_config(TrainConfig(data=str(path), period=0))
-    assert (no_season.model, no_season.window_size) == ("gru", 20)
+    assert (no_season.model, no_season.window_size) == ("ar-gru", 30)
     assert "without a season" in no_season.model_source
 
 

@@ -73,8 +73,8 @@ def train_options(function):
         ),
         click.option(
             "--model",
-            help="seasonal-gru, rnn, lstm, bilstm, gru or conv-lstm (default: seasonal-gru "
-            "when the series has a season, else gru).",
+            help="seasonal-gru, ar-gru, rnn, lstm, bilstm, gru or conv-lstm (default: "
+            "seasonal-gru when the series has a season, else ar-gru).",
         ),
         click.option("--cells", help="custom (ours, default) or keras (the built-ins)."),
         click.option("--units", type=int, help="Units per recurrent layer (model default)."),

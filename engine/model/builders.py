@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 
 from engine.errors import InputError
-from engine.model.scaling import ScaleWindow, SeasonalChannels, UnscaleForecast
+from engine.model.scaling import LastSteps, ScaleWindow, SeasonalChannels, UnscaleForecast
 from engine.model.specs import CELLS, MODELS, SEASONAL_LEADS, SEASONAL_RECENT, needs_period
 
 
@@ -37,6 +37,7 @@ def build_model(
     period: int | None = None,
     dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
+    window_size: int | None = None,
 ) -> keras.Model:
     """Build model `name` on a `[batch, None]` input. `scale`/`anchor`/`offset` come from
     the training part (see `ScaleWindow`); the forecast comes back in raw units. A
@@ -69,7 +70,7 @@ def build_model(
         layer_name = f"recurrent_{index}"
         if name == "rnn":
             layer = simple_rnn(units, return_sequences=more, name=layer_name, **rates)
-        elif name in ("gru", "seasonal-gru"):
+        elif name in ("gru", "seasonal-gru", "ar-gru"):
             layer = gru(units, return_sequences=more, name=layer_name, **rates)
         elif name == "bilstm":
             layer = bidirectional(lstm(units, return_sequences=more, **rates), name=layer_name)
@@ -78,6 +79,10 @@ def build_model(
         hidden = layer(hidden)
     # The last layer and the loss stay float32 under mixed precision.
     output = keras.layers.Dense(1, dtype="float32", name="output")(hidden)
+    if spec.linear:  # the autoregression carries the forecast, the recurrence corrects it
+        lags = LastSteps(window_size or spec.window, scale, offset, name="last_steps")(window)
+        linear = keras.layers.Dense(1, dtype="float32", name="linear_autoregression")(lags)
+        output = keras.layers.Add(dtype="float32", name="output_sum")([output, linear])
     forecast = UnscaleForecast(scale, name="unscale_forecast")([output, anchor_value])
     return keras.Model(window, forecast, name=f"seqcast_{name.replace('-', '_')}")
 
@@ -92,6 +97,7 @@ def rebuild_with_custom_cells(
     """
     scale_layer = model.get_layer("scale_window")
     seasonal = [layer for layer in model.layers if isinstance(layer, SeasonalChannels)]
+    lags = [layer.count for layer in model.layers if isinstance(layer, LastSteps)]
     rebuilt = build_model(
         name,
         "custom",
@@ -101,6 +107,7 @@ def rebuild_with_custom_cells(
         scale_layer.anchor,
         scale_layer.offset,
         period=seasonal[0].period if seasonal else None,
+        window_size=lags[0] if lags else None,
     )
     rebuilt.set_weights(model.get_weights())
     return rebuilt

@@ -119,3 +119,29 @@ class SeasonalChannels(keras.layers.Layer):
             "period": self.period,
             "leads": self.leads,
         }
+
+
+@keras.saving.register_keras_serializable(package="seqcast")
+class LastSteps(keras.layers.Layer):
+    """The last `count` raw values of a window, centred on the training part's mean and
+    divided by its standard deviation: `[batch, time]` -> `[batch, count]`, `time >= count`.
+
+    What a linear autoregression reads. Not anchored on the window's last value, unlike the
+    recurrence's inputs: a mean-reverting series needs its level, and an anchored linear
+    model could only express coefficients that sum to one.
+    """
+
+    def __init__(self, count: int = 20, scale: float = 1.0, offset: float = 0.0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.count, self.scale, self.offset = int(count), float(scale), float(offset)
+
+    def call(self, window):
+        return (ops.cast(window[:, -self.count :], "float32") - self.offset) / self.scale
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.count)
+
+    def get_config(self):
+        config = {"count": self.count, "scale": self.scale, "offset": self.offset}
+        return {**super().get_config(), **config}

@@ -17,9 +17,11 @@ class ModelSpec:
     anchor: str  # how ScaleWindow centres each window
     description: str
     seasonal: bool = False  # reads last year's values: needs the period
+    linear: bool = False  # adds a linear autoregression on the window to the recurrence
+    window: int = 20  # the default window of a non-seasonal model
 
     def default_window_size(self, period: int | None) -> int:
-        return SEASONAL_RECENT + period - 1 if self.seasonal else 20
+        return SEASONAL_RECENT + period - 1 if self.seasonal else self.window
 
 
 SEASONAL_RECENT, SEASONAL_LEADS = 20, 10
@@ -35,6 +37,14 @@ MODELS = {
     "lstm": ModelSpec(64, 2, "last", "stacked LSTM"),
     "bilstm": ModelSpec(32, 2, "last", "stacked Bidirectional LSTM (the course's week-3 model)"),
     "gru": ModelSpec(64, 2, "last", "stacked GRU"),
+    "ar-gru": ModelSpec(
+        32,
+        1,
+        "last",
+        "a linear autoregression on the window plus a GRU's correction (LSTNet's highway)",
+        linear=True,
+        window=30,
+    ),
     "conv-lstm": ModelSpec(
         64, 2, "last", "causal Conv1D then stacked LSTM (the course's week-4 shape)"
     ),

@@ -40,7 +40,7 @@ class TrainConfig:
     batch_size: int = 32
     shuffle_buffer: int = 1000
     # model
-    model: str | None = None  # None: seasonal-gru if the series has a season, else gru
+    model: str | None = None  # None: seasonal-gru if the series has a season, else ar-gru
     model_source: str | None = None  # why that model (written by resolution)
     cells: str = "custom"
     units: int | None = None

@@ -85,7 +85,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     config = config.replace(**changes)
     if config.model is None:
         seasonal = bool(config.period)
-        model = "seasonal-gru" if seasonal else "gru"
+        model = "seasonal-gru" if seasonal else "ar-gru"
         why = "with a season" if seasonal else "without a season (seasonal-gru needs one)"
         config = config.replace(model=model, model_source=f"{model}: the default {why}")
     elif config.model_source is None:
@@ -188,6 +188,7 @@ def build_run_model(config: TrainConfig, data: RunData):
         period=config.period or None,
         dropout=config.dropout,
         recurrent_dropout=config.recurrent_dropout,
+        window_size=config.window_size,
     )
 
 
