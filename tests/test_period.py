@@ -6,7 +6,7 @@ from cli_runner import run_engine
 
 from engine.errors import InputError
 from engine.series.course import course_series
-from engine.series.dates import regular_frequency
+from engine.series.dates import parse_date, regular_frequency
 from engine.series.load import load_series
 from engine.series.period import infer_period
 
@@ -110,7 +110,7 @@ def test_a_date_column_with_duplicates_or_gaps_is_refused(tmp_path, dates, messa
 
 def test_the_frequency_needs_two_dates():
     with pytest.raises(InputError, match="at least two rows"):
-        regular_frequency([np.datetime64("2020-01-01").astype(object)], [2], "one.csv")
+        regular_frequency([parse_date("2020-01-01")], [2], "one.csv")
 
 
 def test_train_says_how_it_found_the_period_and_writes_it(tmp_path):
@@ -125,3 +125,18 @@ def test_train_says_how_it_found_the_period_and_writes_it(tmp_path):
     assert "seasonal-gru: the default with a season" in result.stdout
     config = (run_dir / "config.toml").read_text()
     assert "period = 12\n" in config and 'period_source = "period 12 inferred' in config
+
+
+def test_real_series_shipped_in_pmdarima():
+    """The monthly sunspots have no year season (their ~11-year cycle is no calendar
+    period); the half-hourly Taylor demand repeats every week (336) and every day (48)."""
+    from pmdarima import datasets
+
+    sunspots = datasets.load_sunspots(as_series=True).to_numpy()
+    train = sunspots[: int(round(0.8 * len(sunspots)))]
+    dates = [parse_date(text) for text in ("1749-01", "1749-02", "1749-03")]
+    monthly = regular_frequency(dates, [2, 3, 4], "sunspots.csv")
+    assert monthly.name == "monthly"
+    assert infer_period(train, monthly).period is None
+    taylor = datasets.load_taylor(as_series=True).to_numpy()
+    assert infer_period(taylor[: int(round(0.8 * len(taylor)))]).period == 336
