@@ -58,6 +58,7 @@ WINDOWS = (20, 64)
 BATCHES = (32, 256)
 VARIANTS = ("keras_fit", "keras_fit_xla", "engine_keras_cells", "engine_custom_cells")
 QUICK = [("rnn", 20, 32), ("lstm", 20, 256), ("bilstm", 20, 32), ("gru", 64, 32)]
+COURSE_HUBER_DELTA = 10.0
 TOTAL_STEPS = 10_000  # the cosine schedule's length: any value far beyond the steps timed
 
 
@@ -72,6 +73,8 @@ def batch_of(window: int, batch: int, seed: int = 0):
 def make_variant(variant: str, model_name: str, windows, targets, config: TrainConfig):
     """A zero-argument callable running one training step of `variant` to completion."""
     keras.utils.set_random_seed(config.seed)
+    # What resolve_config gives the course series when no --huber-delta is given.
+    config = config.replace(huber_delta=config.huber_delta or COURSE_HUBER_DELTA)
     if variant.startswith("keras_fit"):
         model = build_model(model_name, "keras")
         model.compile(

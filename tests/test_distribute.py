@@ -111,7 +111,14 @@ def default_runs(runs):
     two replicas), and 1 epoch of 12 steps under mixed_float16."""
     train(run_dir_config(runs / "default", epochs=3), quiet=True)
     interrupted_copy(runs / "default", runs / "resumed-on-2", after_epoch=2)
-    mixed = run_dir_config(runs / "default-mixed", epochs=1, precision="mixed_float16", split="400")
+    # 12 steps over the whole training part (no selection slice), on both sides.
+    mixed = run_dir_config(
+        runs / "default-mixed",
+        epochs=1,
+        precision="mixed_float16",
+        split="400",
+        selection_fraction=0.0,
+    )
     train(mixed, quiet=True)
     keras.config.set_dtype_policy("float32")
     return runs
@@ -234,7 +241,7 @@ def mirrored_runs(default_runs):
         [*mirrored, "--epochs", "3", "--run-dir", str(runs / "mirrored")],
         [*mirrored, "--epochs", "3", "--resume", "--run-dir", str(runs / "resumed-on-2")],
         [*mirrored, "--epochs", "1", "--precision", "mixed_float16", "--split", "400",
-         "--run-dir", str(runs / "mirrored-mixed")],
+         "--selection-fraction", "0", "--run-dir", str(runs / "mirrored-mixed")],
     ]  # fmt: skip
     program = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import json\n"

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from cli_runner import run_engine
+from cli_runner import engine_in_process
 
 from engine.errors import InputError
 from engine.series.course import course_series
@@ -113,16 +113,16 @@ def test_the_frequency_needs_two_dates():
         regular_frequency([parse_date("2020-01-01")], [2], "one.csv")
 
 
-def test_train_says_how_it_found_the_period_and_writes_it(tmp_path):
+def test_train_says_how_it_found_the_period_and_writes_it(tmp_path, capsys):
     path = write_dated(tmp_path, months(200), seasonal(12, 200), "monthly.csv")
     run_dir = tmp_path / "run"
-    result = run_engine(
-        "train", "--data", path, "--epochs", "1", "--units", "4", "--layers", "1",
+    status, out, err = engine_in_process(
+        capsys, "train", "--data", path, "--epochs", "1", "--units", "4", "--layers", "1",
         "--run-dir", str(run_dir),
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "period 12 inferred from the date column's monthly frequency" in result.stdout
-    assert "seasonal-gru: the default with a season" in result.stdout
+    assert status == 0, err
+    assert "period 12 inferred from the date column's monthly frequency" in out
+    assert "seasonal-gru: the default with a season" in out
     config = (run_dir / "config.toml").read_text()
     assert "period = 12\n" in config and 'period_source = "period 12 inferred' in config
 

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from cli_runner import run_engine
+from cli_runner import engine_in_process
 
 from engine.errors import InputError
 from engine.series.course import course_series
@@ -75,28 +75,27 @@ def write(tmp_path, lines, name="series.csv"):
         ),
     ],
 )
-def test_bad_series_are_one_line_exit_2_and_write_nothing(tmp_path, lines, extra, fragment):
+def test_bad_series_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, lines, extra, fragment):
     run_dir = tmp_path / "run"
-    result = run_engine(
-        "train", "--data", write(tmp_path, lines), *extra, "--run-dir", str(run_dir), "--quiet"
+    status, _, err = engine_in_process(
+        capsys, "train", "--data", write(tmp_path, lines), *extra, "--run-dir", str(run_dir)
     )
-    assert result.returncode == 2, result.stderr
-    assert fragment in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert status == 2, err
+    assert fragment in err
+    assert len(err.strip().splitlines()) == 1
     assert not run_dir.exists()
 
 
-def test_the_named_minimum_length_is_enough(tmp_path):
+def test_the_named_minimum_length_is_enough(tmp_path, capsys):
     """The length the too-short error names trains."""
     short = write(tmp_path, ["value", *map(str, range(29))])
-    result = run_engine("train", "--data", short, "--model", "rnn", "--quiet")
-    minimum = int(result.stderr.split("needs at least ")[1].split()[0])
+    _, _, err = engine_in_process(capsys, "train", "--data", short, "--model", "rnn")
+    minimum = int(err.split("needs at least ")[1].split()[0])
     values = [str(np.sin(i / 3)) for i in range(minimum)]
     path = write(tmp_path, ["value", *values], "enough.csv")
-    run_dir = tmp_path / "run"
-    done = run_engine(
-        "train", "--data", path, "--model", "rnn", "--units", "4", "--epochs", "1",
-        "--run-dir", str(run_dir), "--json",
+    status, out, err = engine_in_process(
+        capsys, "train", "--data", path, "--model", "rnn", "--units", "4", "--epochs", "1",
+        "--run-dir", str(tmp_path / "run"), "--json",
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["selection_points"] >= 1
+    assert status == 0, err
+    assert json.loads(out)["selection_points"] >= 1
