@@ -91,8 +91,8 @@ def train_options(function):
         click.option(
             "--huber-delta",
             type=float,
-            help="Huber's delta in series units (default 1.35 standard deviations of the "
-            "training part's one-step changes: 10 on the course series).",
+            help="Huber's delta in series units (default 0.1 standard deviations of the "
+            "training part's one-step changes: 0.74 on the course series).",
         ),
         click.option("--precision", help="float32 (default), mixed_float16 or mixed_bfloat16."),
         click.option("--clip-norm", type=float, help="Clip each gradient's norm."),
