@@ -38,6 +38,13 @@ def test_the_selection_slice_never_overlaps_the_reported_part():
     )
 
 
+def test_period_0_means_no_season_even_for_the_course_series():
+    """Baselines, backtests and MASE follow the run's period, not the series' own."""
+    config = resolve_config(TrainConfig(model="rnn", period=0))
+    assert config.period == 0 and prepare_data(config).period is None
+    assert prepare_data(resolve_config(TrainConfig(model="rnn"))).period == 365
+
+
 def test_without_a_slice_the_last_epoch_is_kept(tmp_path):
     config = TrainConfig(model="rnn", units=4, layers=1, epochs=2, selection_fraction=0.0)
     summary = train(config.replace(run_dir=str(tmp_path / "run")), quiet=True)

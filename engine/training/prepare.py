@@ -123,7 +123,8 @@ def prepare_data(config: TrainConfig) -> RunData:
         split=split,
         selection=selection,
         description=loaded.description,
-        period=config.period or loaded.period or None,
+        # A resolved config's period wins, --period 0 (none) included; else the series' own.
+        period=loaded.period if config.period is None else (config.period or None),
         normalization=Normalization.fit(series[:split]),
         selection_windows=selection_windows,
         selection_targets=selection_targets,
