@@ -78,7 +78,9 @@ class Servable:
     def _inputs(
         signature: meta_graph_pb2.SignatureDef, request: predict_pb2.PredictRequest
     ) -> dict[str, np.ndarray]:
-        """Request tensors by alias: count, names, parsing and dtypes checked in TF's order."""
+        """Request tensors by alias: count, names, parsing and dtypes checked in TF's order
+        (`RunPredict`, then `GetInputValues`); an input the signature gives a default value
+        (`SignatureDef.defaults`) may be left out."""
         requested = set(request.inputs.keys())
         expected = set(signature.inputs.keys())
         if len(requested) > len(expected) or (
@@ -90,15 +92,28 @@ class Servable:
                 f". Sent extra: {{{','.join(sorted(requested - expected))}}}. "
                 f"Missing but required: {{{','.join(sorted(expected - requested))}}}."
             )
-        feeds = {}
-        for index, alias in enumerate(sorted(expected)):
-            info = signature.inputs[alias]
-            if alias not in request.inputs:
+        protos = {}
+        for alias in sorted(expected):
+            if alias in request.inputs:
+                protos[alias] = request.inputs[alias]
+            elif alias in signature.defaults:  # an optional input the request left out
+                protos[alias] = signature.defaults[alias]
+            else:
                 raise invalid_argument(
-                    f"Signature input alias: {alias}(feed name: {info.name}) not found in "
-                    "request and no defaults were provided."
+                    f"Signature input alias: {alias}(feed name: {signature.inputs[alias].name})"
+                    " not found in request and no default value provided. Inputs expected to "
+                    f"be in the request {{{','.join(sorted(requested))}}}, or default input "
+                    f"alias set: {','.join(sorted(signature.defaults))}"
                 )
-            proto = request.inputs[alias]
+        if requested - expected:  # fewer inputs than the signature, one of them not in it
+            raise invalid_argument(
+                f"Inputs contains invalid name. Used request inputs: "
+                f"{','.join(sorted(requested & expected))}, request input: "
+                f"{','.join(sorted(requested))}"
+            )
+        feeds = {}
+        for index, (alias, proto) in enumerate(protos.items()):
+            info = signature.inputs[alias]
             try:
                 value = tensors.to_ndarray(proto)
             except tensors.TensorParseError as error:
