@@ -19,6 +19,13 @@ demands, `--split 0.8`), written as CSVs and trained with the plain command, e.g
   from exactly the backtest's origins and horizon, fed back recursively, scored with
   `engine.training.backtest.horizon_errors` (the backtest's own MASE scale).
 
+- Intervals: the run's 90% conformal band (calibrated on the selection slice by `engine
+  train`, `summary["backtest"]["band"]`): how often it holds the truth at each step over the
+  backtest's origins, and its width, beside the AR's 90% prediction interval, statsmodels'
+  own (`AutoRegResults.get_prediction(dynamic=True)`: Gaussian, from the training fit's
+  residual variance; for a fixed fit its width depends on the step alone), on the same
+  origins.
+
 Nothing here chooses anything on the validation part: the engine's defaults, the AR's fixed
 lags and the training part's fit are all there is. The README's figures come from the first:
 
@@ -55,6 +62,7 @@ from engine.training.backtest import horizon_errors  # noqa: E402
 SERIES = ("course", "sunspots", "taylor")
 STEPS = (1, 2, 5, 10, 20, 30)
 AR_LAGS = 30
+COVERAGE = 0.9  # the nominal level of both intervals
 COURSE_GOAL = 4.25
 ORIGIN_KEYS = ("horizon", "stride", "first_origin", "last_origin", "period", "mase_scale")
 
@@ -95,6 +103,28 @@ def train(flags: list[str], run_dir: Path) -> dict:
         return json.loads((run_dir / "summary.json").read_text())
 
 
+def ar_half_widths(train_part, lags, horizon: int, coverage: float = COVERAGE) -> np.ndarray:
+    """`[horizon]`: half the width of statsmodels' `coverage` prediction interval of the
+    AR fitted on `train_part`, steps 1..horizon (fed back: `dynamic=True`)."""
+    from statsmodels.tsa.ar_model import AutoReg
+
+    result = AutoReg(train_part, lags=lags, trend="c").fit()
+    end = len(train_part)
+    prediction = result.get_prediction(start=end, end=end + horizon - 1, dynamic=True)
+    frame = prediction.summary_frame(alpha=1 - coverage)
+    return np.asarray(frame["mean_ci_upper"] - frame["mean"], dtype="float64")
+
+
+def band_of(truth, paths, half_width, coverage: float = COVERAGE) -> dict:
+    """How often `truth` lies within `paths +- half_width`, and the width, per step."""
+    inside = np.abs(truth - paths) <= half_width[None, :]
+    return {
+        "coverage": coverage,
+        "empirical_coverage": [float(v) for v in inside.mean(axis=0)],
+        "width": [float(v) for v in 2 * half_width],
+    }
+
+
 def fit_ar(train_part: np.ndarray, lags: list[int]) -> tuple[float, np.ndarray, np.ndarray]:
     """AutoReg(trend="c") on the training part: (constant, coefficients, their lags)."""
     from statsmodels.tsa.ar_model import AutoReg
@@ -133,11 +163,13 @@ def ar_reference(series: np.ndarray, backtest: dict, period: int) -> dict:
         const, coefs, lag_array = fit_ar(series[:split], lags)
         error = series[split:] - ar_one_step(series, split, const, coefs, lag_array)
         paths = ar_paths(series, origins, horizon, const, coefs, lag_array)
+        half_width = ar_half_widths(series[:split], lags, horizon)
         reference[name] = {
             "lags": lags,
             "mae": float(np.mean(np.abs(error))),
             "mse": float(np.mean(np.square(error))),
             "backtest": horizon_errors(truth, paths, backtest["mase_scale"]),
+            "band": band_of(truth, paths, half_width),
         }
     return reference
 
@@ -224,6 +256,24 @@ def print_series(result: dict) -> None:
                 continue
             cells = "".join(f"{values[step - 1]:>9.3f}" for step in steps)
             print(f"  {label:<31}{cells}{np.mean(values):>9.3f}")
+    print_bands(runs, reference, names, steps)
+
+
+def print_bands(runs, reference, names, steps) -> None:
+    """The 90% intervals: empirical coverage and width per step, model beside the ARs."""
+    bands = [(f"model seed {run['seed']}", run["backtest"].get("band")) for run in runs]
+    if len(runs) == 1:
+        bands[0] = ("model (conformal)", bands[0][1])
+    bands += [(names[key] + " (Gaussian)", ref["band"]) for key, ref in reference.items()]
+    bands = [(label, band) for label, band in bands if band]
+    for metric, number in (("empirical_coverage", "{:>9.1%}"), ("width", "{:>9.2f}")):
+        head = "".join(f"{f'h={step}':>9}" for step in steps)
+        title = f"{COVERAGE:.0%} band, {metric.replace('_', ' ')}"
+        print(f"  {title:<31}{head}{'mean':>9}")
+        for label, band in bands:
+            values = band[metric]
+            cells = "".join(number.format(values[step - 1]) for step in steps)
+            print(f"  {label:<31}{cells}{number.format(float(np.mean(values)))}")
 
 
 def goal(text: str, passed: bool | None, figures: str) -> dict:

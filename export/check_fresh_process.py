@@ -78,8 +78,9 @@ def check_fresh_process(version_dir: Path, requests, references) -> CheckResult:
             stderr = child.stderr.strip()
             reason = first_line(stderr.splitlines()[-1]) if stderr else "no output"
             return _failed(f"the fresh process failed (exit {child.returncode}): {reason}", start)
+        results = [{} for _ in requests]
         with np.load(outputs_path) as outputs:
-            results = [
-                outputs[f"{index}.{request.signature}"] for index, request in enumerate(requests)
-            ]
+            for key in outputs.files:
+                index, _, name = key.split(".", 2)
+                results[int(index)][name] = outputs[key]
     return compare_results("fresh_process", LABEL, results, references, start)

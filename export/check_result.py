@@ -1,7 +1,8 @@
 """What one check reports, and how it compares a loader's results with the reference.
 
-Results agree when `relative_difference(got, reference) <= RELATIVE_TOLERANCE` for every
-request: `max|got - reference| <= 1e-6 * max|reference|`.
+A request's result is its signature's outputs by name. Results agree when both have the
+same outputs and `relative_difference(got, reference) <= RELATIVE_TOLERANCE` for each
+output of every request: `max|got - reference| <= 1e-6 * max|reference|`.
 """
 
 from __future__ import annotations
@@ -51,14 +52,22 @@ def relative_difference(got, reference) -> float:
     return difference / scale if scale > 0 else difference
 
 
+def result_difference(got: dict, reference: dict) -> float:
+    """The largest relative difference over the outputs; inf when the names differ."""
+    if set(got) != set(reference):
+        return math.inf
+    return max((relative_difference(got[k], reference[k]) for k in reference), default=0.0)
+
+
 def compare_results(name: str, label: str, results, references, start: float) -> CheckResult:
     """The check `name` passes when there is one result per reference and each agrees with
-    its reference; `label` says how the results were computed."""
-    differences = [relative_difference(got, want) for got, want in zip(results, references)]
+    its reference, output by output; `label` says how the results were computed."""
+    differences = [result_difference(got, want) for got, want in zip(results, references)]
     worst = max(differences, default=0.0)
     passed = len(results) == len(references) and worst <= RELATIVE_TOLERANCE
+    outputs = sum(len(reference) for reference in references)
     detail = (
-        f"{label}: {len(results)} requests, max relative difference {worst:.3g} "
-        f"(tolerance {RELATIVE_TOLERANCE:g})"
+        f"{label}: {len(results)} requests ({outputs} outputs), max relative difference "
+        f"{worst:.3g} (tolerance {RELATIVE_TOLERANCE:g})"
     )
     return CheckResult(name, passed, detail, worst, seconds_since(start))

@@ -2,7 +2,7 @@
 
 The TF1 loader (`tf.compat.v1.saved_model.loader.load`, tag `serve`, a fresh graph and
 session) and `session.run` on the SignatureDef's tensor names give the reference's results,
-and the SignatureDefs have the contract's input and output names and dtypes.
+and the SignatureDefs have the contract's input and output names, dtypes and defaults.
 `ServingSession` is that loaded version; check 4 runs the warmup records in the same one.
 """
 
@@ -17,7 +17,8 @@ from tensorflow.python.util import deprecation
 
 from export.check_result import CheckResult, compare_results, seconds_since
 from export.errors import first_line
-from export.graph import OUTPUT_KEY, SIGNATURE_INPUTS
+from export.graph import BAND_INPUTS, COVERAGE, FORECAST, SIGNATURE_INPUTS, signature_outputs
+from export.intervals import DEFAULT_COVERAGE
 from export.warmup import Request
 
 LABEL = "tf.compat.v1 loader (tag serve) + session.run on SignatureDef tensor names"
@@ -63,25 +64,31 @@ class ServingSession:
         self.load_error()
         return self._meta_graph
 
-    def run(self, request: Request) -> np.ndarray:
-        """`session.run` of the request's signature, fed and fetched by tensor name."""
+    def run(self, request: Request) -> dict[str, np.ndarray]:
+        """`session.run` of the request's signature, fed and fetched by tensor name: every
+        output of the signature, by alias (inputs left out take their defaults)."""
         definition = self.meta_graph.signature_def[request.signature]
         feeds = {definition.inputs[name].name: value for name, value in request.inputs.items()}
-        return self._session.run(definition.outputs[OUTPUT_KEY].name, feed_dict=feeds)
+        aliases = sorted(definition.outputs)
+        fetched = self._session.run([definition.outputs[a].name for a in aliases], feeds)
+        return dict(zip(aliases, fetched))
 
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
 
 
-def signature_problems(meta_graph) -> list[str]:
-    """How the MetaGraphDef's SignatureDefs differ from the contract ([] when they do not)."""
+def signature_problems(meta_graph, with_band: bool = False) -> list[str]:
+    """How the MetaGraphDef's SignatureDefs differ from the contract ([] when they do not);
+    `with_band`: the model was calibrated, so `forecast` has `coverage`, `lower`, `upper`."""
     problems = []
     for signature, inputs in SIGNATURE_INPUTS.items():
         if signature not in meta_graph.signature_def:
             problems.append(f"no signature {signature!r}")
             continue
         definition = meta_graph.signature_def[signature]
+        if with_band and signature == FORECAST:
+            inputs = {**inputs, **BAND_INPUTS}
         if set(definition.inputs) != set(inputs):
             problems.append(f"{signature} inputs are {sorted(definition.inputs)}")
         for name, dtype in inputs.items():
@@ -90,17 +97,26 @@ def signature_problems(meta_graph) -> list[str]:
                 and definition.inputs[name].dtype != dtype.as_datatype_enum
             ):
                 problems.append(f"{signature} input {name} is not {dtype.name}")
-        if set(definition.outputs) != {OUTPUT_KEY}:
+        if set(definition.outputs) != set(signature_outputs(signature, with_band)):
             problems.append(f"{signature} outputs are {sorted(definition.outputs)}")
+        expected_defaults = {COVERAGE} if with_band and signature == FORECAST else set()
+        if set(definition.defaults) != expected_defaults:
+            problems.append(f"{signature} has defaults for {sorted(definition.defaults)}")
+        elif expected_defaults:
+            default = float(tf.make_ndarray(definition.defaults[COVERAGE]))
+            if default != np.float32(DEFAULT_COVERAGE):
+                problems.append(f"{signature}'s default coverage is {default}")
     return problems
 
 
-def check_session_loader(session: ServingSession, requests, references) -> CheckResult:
+def check_session_loader(
+    session: ServingSession, requests, references, with_band: bool = False
+) -> CheckResult:
     start = time.perf_counter()
     load_error = session.load_error()
     if load_error is not None:
         return CheckResult("session_loader", False, load_error)
-    problems = signature_problems(session.meta_graph)
+    problems = signature_problems(session.meta_graph, with_band)
     if problems:
         detail = "signatures differ from the contract: " + "; ".join(problems)
         return CheckResult("session_loader", False, detail, seconds=seconds_since(start))

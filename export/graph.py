@@ -7,28 +7,43 @@ The model handed in maps raw series values `[batch, time]` float32 to the raw ne
 - `serving_default`: `window [batch, time]` -> `{"forecast": [batch, 1]}`
 - `forecast`: `series [batch, time]`, `horizon` int32 scalar -> `{"forecast": [batch, horizon]}`,
   each prediction appended to the window and fed back, in a `tf.while_loop` in the graph.
+  With calibration residuals (export/intervals.py) it also takes the optional `coverage`
+  (float32 scalar, default 0.9: a `SignatureDef` default, so a request may leave it out) and
+  returns `lower` and `upper` `[batch, horizon]`, the conformal band around the forecast.
 
 Bad input is rejected by the graph itself (INVALID_ARGUMENT), because a served model has no
-Python around it: a row shorter than the window, a non-finite value, a horizon below 1.
+Python around it: a row shorter than the window, a non-finite value, a horizon below 1, a
+coverage outside (0, 1).
 """
 
 from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import tensorflow as tf
 
 from export.errors import ExportError, first_line
+from export.intervals import DEFAULT_COVERAGE, band_graph, check_residuals
 
 SERVING_DEFAULT = "serving_default"
 FORECAST = "forecast"
 OUTPUT_KEY = "forecast"
+BAND_KEYS = ("lower", "upper")
+COVERAGE = "coverage"
 
-# Input and output names of each signature: the contract clients rely on.
+# Input and output names of each signature: the contract clients rely on. `coverage`,
+# `lower` and `upper` belong to `forecast` only when the model was calibrated.
 SIGNATURE_INPUTS = {
     SERVING_DEFAULT: {"window": tf.float32},
     FORECAST: {"series": tf.float32, "horizon": tf.int32},
 }
+BAND_INPUTS = {COVERAGE: tf.float32}
+
+
+def signature_outputs(signature: str, with_band: bool) -> tuple[str, ...]:
+    """The output names of `signature`, with or without the interval band."""
+    return (OUTPUT_KEY, *BAND_KEYS) if with_band and signature == FORECAST else (OUTPUT_KEY,)
 
 
 @contextlib.contextmanager
@@ -85,15 +100,22 @@ def _tf_variable(variable) -> tf.Variable:
     return inner if isinstance(inner, tf.Variable) else variable
 
 
-def build_serving_module(model, window_size: int) -> tuple[tf.Module, dict]:
+def build_serving_module(model, window_size: int, residuals=None) -> tuple[tf.Module, dict]:
     """Wrap `model` in a `tf.Module` holding its variables and the two signature functions.
 
-    Returns `(module, signatures)` ready for `tf.saved_model.save(module, path, signatures)`.
-    The Keras model itself is not tracked (only its variables): the SavedModel holds the
-    traced graph and nothing that needs our Python, or Keras, to load.
+    `residuals` (`[n, H]`, optional): calibration residuals; with them the `forecast`
+    signature takes `coverage` and returns the band. Returns `(module, signatures)` ready for
+    `tf.saved_model.save(module, path, signatures)`. The Keras model itself is not tracked
+    (only its variables): the SavedModel holds the traced graph and nothing that needs our
+    Python, or Keras, to load.
     """
     if not isinstance(window_size, int) or isinstance(window_size, bool) or window_size < 1:
         raise ExportError(f"window_size must be a positive integer, got {window_size!r}")
+    if residuals is not None:
+        try:
+            residuals = check_residuals(residuals)
+        except ValueError as error:
+            raise ExportError(str(error)) from error
 
     def predict(window: tf.Tensor) -> tf.Tensor:
         """`window [batch, window_size]` -> next value `[batch, 1]` float32."""
@@ -109,13 +131,8 @@ def build_serving_module(model, window_size: int) -> tuple[tf.Module, dict]:
         window = _checked_rows(window, window_size, "window")
         return {OUTPUT_KEY: predict(_last_window(window, window_size))}
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, None], tf.float32, name="series"),
-            tf.TensorSpec([], tf.int32, name="horizon"),
-        ]
-    )
-    def forecast(series, horizon):
+    def fed_back(series, horizon):
+        """`[batch, horizon]`: each prediction appended to the window and fed back."""
         series = _checked_rows(series, window_size, "series")
         horizon_ok = tf.debugging.Assert(
             horizon >= 1, ["`horizon` must be at least 1, got", horizon], name="horizon_check"
@@ -142,7 +159,29 @@ def build_serving_module(model, window_size: int) -> tuple[tf.Module, dict]:
             ),
             maximum_iterations=steps,
         )
-        return {OUTPUT_KEY: tf.transpose(predictions.stack())}
+        return tf.transpose(predictions.stack())
+
+    series_spec = tf.TensorSpec([None, None], tf.float32, name="series")
+    horizon_spec = tf.TensorSpec([], tf.int32, name="horizon")
+    if residuals is None:
+
+        @tf.function(input_signature=[series_spec, horizon_spec])
+        def forecast(series, horizon):
+            return {OUTPUT_KEY: fed_back(series, horizon)}
+
+    else:
+        # Sorted once here, so the graph only gathers the rank it needs.
+        sorted_residuals = tf.constant(np.sort(residuals, axis=0), tf.float32)
+
+        @tf.function(
+            input_signature=[series_spec, horizon_spec, tf.TensorSpec([], tf.float32, COVERAGE)]
+        )
+        def forecast(series, horizon, coverage=tf.constant(DEFAULT_COVERAGE, tf.float32)):
+            # The Python default becomes the SignatureDef's default: a request may leave
+            # `coverage` out, and TF Serving (and ours) feeds 0.9.
+            values = fed_back(series, horizon)
+            half_width = band_graph(sorted_residuals, coverage, horizon)[None, :]
+            return {OUTPUT_KEY: values, "lower": values - half_width, "upper": values + half_width}
 
     module = tf.Module(name="seqcast_forecaster")
     # The SavedModel saves what the module tracks: the model's variables, not the model.
@@ -153,10 +192,8 @@ def build_serving_module(model, window_size: int) -> tuple[tf.Module, dict]:
     module.serve = serve
     module.forecast = forecast
     try:
-        signatures = {
-            SERVING_DEFAULT: serve.get_concrete_function(),
-            FORECAST: forecast.get_concrete_function(),
-        }
+        serve_function = serve.get_concrete_function()
+        forecast.get_concrete_function()  # traced here, so a bad model fails here
     except ExportError:
         raise
     except Exception as error:  # the model does not follow the contract
@@ -164,4 +201,6 @@ def build_serving_module(model, window_size: int) -> tuple[tf.Module, dict]:
             f"the model cannot be traced on float32 [batch, time] input: "
             f"{type(error).__name__}: {first_line(error)}"
         ) from error
-    return module, signatures
+    # `forecast` goes in as the tf.function itself: only then does the SignatureDef keep
+    # its default `coverage`.
+    return module, {SERVING_DEFAULT: serve_function, FORECAST: forecast}

@@ -9,8 +9,9 @@
 
 The requests are the ones in the warmup file. The reference is the Keras model when one is
 given (the autoregressive forecast is then computed step by step in Python, independently
-of the graph's loop), else the SavedModel loaded in this process. Checks 1 and 2 compare
-with it (export/check_result.py says how).
+of the graph's loop, and a calibrated model's band from the NumPy conformal reference,
+independently of the graph's), else the SavedModel loaded in this process. Checks 1 and 2
+compare every output with it (export/check_result.py says how).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from export.check_session_loader import ServingSession, check_session_loader
 from export.check_standard_ops import check_standard_ops
 from export.check_warmup import check_warmup, read_warmup_requests
 from export.errors import ExportError
-from export.graph import OUTPUT_KEY, SERVING_DEFAULT
+from export.fresh_process_child import signature_defaults
+from export.graph import COVERAGE, OUTPUT_KEY, SERVING_DEFAULT
+from export.intervals import DEFAULT_COVERAGE, half_widths
 from export.warmup import Request, example_requests
 
 METADATA_FILE = "seqcast.json"
@@ -68,40 +71,54 @@ def read_metadata(version_dir: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def keras_reference(model, window_size: int, request: Request) -> np.ndarray:
-    """What the signature should return, computed with the Keras model in Python."""
+def keras_reference(model, window_size: int, request: Request, residuals=None) -> dict:
+    """What the signature should return, computed with the Keras model in Python; with
+    `residuals`, the forecast's band from the NumPy conformal reference."""
     if request.signature == SERVING_DEFAULT:
         window = request.inputs["window"][:, -window_size:]
-        return np.asarray(model(tf.constant(window), training=False), np.float32)
+        return {OUTPUT_KEY: np.asarray(model(tf.constant(window), training=False), np.float32)}
     window = request.inputs["series"][:, -window_size:].astype(np.float32)
+    horizon = int(request.inputs["horizon"])
     steps = []
-    for _ in range(int(request.inputs["horizon"])):
+    for _ in range(horizon):
         next_value = np.asarray(model(tf.constant(window), training=False), np.float32)
         steps.append(next_value[:, 0])
         window = np.concatenate([window[:, 1:], next_value.reshape(-1, 1)], axis=1)
-    return np.stack(steps, axis=1)
+    forecast = np.stack(steps, axis=1)
+    if residuals is None:
+        return {OUTPUT_KEY: forecast}
+    coverage = float(request.inputs.get(COVERAGE, DEFAULT_COVERAGE))
+    half_width = half_widths(residuals, coverage, horizon)[None, :]
+    return {OUTPUT_KEY: forecast, "lower": forecast - half_width, "upper": forecast + half_width}
 
 
-def in_process_reference(version_dir: Path, requests: list[Request]) -> list[np.ndarray]:
+def in_process_reference(version_dir: Path, requests: list[Request]) -> list[dict]:
     """What the signatures return with the version loaded by `tf.saved_model.load` here."""
     loaded = tf.saved_model.load(str(version_dir))
-    return [
-        loaded.signatures[request.signature](
-            **{name: tf.constant(value) for name, value in request.inputs.items()}
-        )[OUTPUT_KEY].numpy()
-        for request in requests
-    ]
+    defaults = signature_defaults(str(version_dir))
+    results = []
+    for request in requests:
+        feeds = {name: tf.constant(value) for name, value in request.inputs.items()}
+        feeds = {**defaults.get(request.signature, {}), **feeds}
+        outputs = loaded.signatures[request.signature](**feeds)
+        results.append({name: value.numpy() for name, value in outputs.items()})
+    return results
 
 
-def verify_version(version_dir, reference_model=None, progress=None) -> VerificationReport:
+def verify_version(
+    version_dir, reference_model=None, progress=None, residuals=None
+) -> VerificationReport:
     """Run the four checks on a version directory; returns the report (never raises for a
     failed check). Raises ExportError when `version_dir` is not a SavedModel directory.
-    `progress` receives each check's title, then its verdict."""
+    `progress` receives each check's title, then its verdict. `residuals` are the
+    calibration the band was built from (with `reference_model`); whether the version must
+    have a band at all is what its seqcast.json says (`calibration`)."""
     say = progress or (lambda line: None)
     version_dir = Path(version_dir)
     if not (version_dir / "saved_model.pb").is_file():
         raise ExportError(f"{version_dir} is not a SavedModel version (no saved_model.pb)")
     metadata = read_metadata(version_dir)
+    with_band = bool(metadata.get("calibration"))
 
     warmup_requests, warmup_error = read_warmup_requests(version_dir)
     requests = warmup_requests
@@ -110,14 +127,19 @@ def verify_version(version_dir, reference_model=None, progress=None) -> Verifica
             raise ExportError(
                 f"{version_dir} has neither warmup requests nor a window size in {METADATA_FILE}"
             )
-        requests = example_requests(int(metadata["window_size"]))
+        requests = example_requests(int(metadata["window_size"]), with_band=with_band)
 
     if reference_model is not None:
         if "window_size" not in metadata:
             raise ExportError(f"{version_dir} has no window_size in assets.extra/{METADATA_FILE}")
         reference = "the Keras model, called step by step in this process"
         window_size = int(metadata["window_size"])
-        references = [keras_reference(reference_model, window_size, r) for r in requests]
+        if with_band and residuals is None:
+            raise ExportError("a reference model for a version with a band needs its residuals")
+        references = [
+            keras_reference(reference_model, window_size, request, residuals if with_band else None)
+            for request in requests
+        ]
     else:
         reference = "the SavedModel loaded with tf.saved_model.load in this process"
         references = in_process_reference(version_dir, requests)
@@ -147,6 +169,7 @@ def verify_version(version_dir, reference_model=None, progress=None) -> Verifica
             session,
             requests,
             references,
+            with_band,
         )
         run(3, "standard TensorFlow ops only", check_standard_ops, version_dir)
         run(4, "warmup requests", check_warmup, session, warmup_requests, warmup_error)

@@ -2,9 +2,11 @@
 
 `assets.extra/tf_serving_warmup_requests` is a TFRecord file of
 `tensorflow_serving.apis.prediction_log_pb2.PredictionLog`, one `PredictRequest` per
-signature. TF Serving runs each record before it marks a version AVAILABLE (a failing record
-fails the load), so the first real request does not pay for graph initialisation. The same
-requests are what verification runs, in every loader.
+signature, and for a model with an interval band a second `forecast` request that sends
+`coverage` (the first leaves it to the signature's default). TF Serving runs each record
+before it marks a version AVAILABLE (a failing record fails the load), so the first real
+request does not pay for graph initialisation. The same requests are what verification runs,
+in every loader.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from export.errors import ExportError
-from export.graph import FORECAST, SERVING_DEFAULT
+from export.graph import COVERAGE, FORECAST, SERVING_DEFAULT
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 # Rows are a few values longer than the window, so the requests also exercise the
@@ -25,6 +27,7 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 EXTRA_VALUES = 3
 BATCH = 2
 HORIZON = 3
+EXAMPLE_COVERAGE = 0.8  # not the default, so the explicit request tests something else
 
 
 @dataclass(frozen=True)
@@ -46,13 +49,14 @@ def synthetic_series(length: int) -> np.ndarray:
 
 
 def example_requests(
-    window_size: int, example_series=None, horizon: int = HORIZON
+    window_size: int, example_series=None, horizon: int = HORIZON, with_band: bool = False
 ) -> list[Request]:
     """One request per signature built from `example_series` (1-D raw values, at least
-    `window_size` long; its end is used) or, if None, from a synthetic series.
+    `window_size` long; its end is used) or, if None, from a synthetic series; `with_band`
+    adds a `forecast` request with `coverage` 0.8.
 
     `window` and `series` are `[batch, time]` float32 with `time` = window_size + 3 where
-    the example allows, `horizon` an int32 scalar.
+    the example allows, `horizon` an int32 scalar, `coverage` a float32 scalar.
     """
     if example_series is None:
         values = synthetic_series(window_size + EXTRA_VALUES + BATCH)
@@ -69,10 +73,12 @@ def example_requests(
     rows = max(1, min(BATCH, values.size - time + 1))
     # Row r ends r values before the end of the series, so each row is a different window.
     batch = np.stack([values[values.size - time - r : values.size - r] for r in range(rows)])
-    return [
-        Request(SERVING_DEFAULT, {"window": batch}),
-        Request(FORECAST, {"series": batch, "horizon": np.array(horizon, dtype=np.int32)}),
-    ]
+    forecast_inputs = {"series": batch, "horizon": np.array(horizon, dtype=np.int32)}
+    requests = [Request(SERVING_DEFAULT, {"window": batch}), Request(FORECAST, forecast_inputs)]
+    if with_band:
+        coverage = np.array(EXAMPLE_COVERAGE, dtype=np.float32)
+        requests.append(Request(FORECAST, {**forecast_inputs, COVERAGE: coverage}))
+    return requests
 
 
 def write_warmup(path: Path, requests: list[Request], model_name: str = "") -> None:

@@ -65,15 +65,18 @@ class ServingClientError(Exception):
 
 @dataclass(frozen=True)
 class Forecast:
-    """A forecast `[batch, horizon]` and the model that made it."""
+    """A forecast `[batch, horizon]`, its band if the model has one, and the model that
+    made it."""
 
     values: np.ndarray
     model_name: str
     version: int
     signature_name: str
+    lower: np.ndarray | None = None  # the band `[batch, horizon]`, when the model has one
+    upper: np.ndarray | None = None
 
     def as_json(self) -> dict:
-        return {
+        document = {
             "model_spec": {
                 "name": self.model_name,
                 "version": self.version,
@@ -81,6 +84,9 @@ class Forecast:
             },
             "forecast": self.values.tolist(),
         }
+        if self.lower is not None:
+            document.update(lower=self.lower.tolist(), upper=self.upper.tolist())
+        return document
 
 
 class ForecastClient:
@@ -155,12 +161,18 @@ class ForecastClient:
         version: int | None = None,
         version_label: str | None = None,
         signature_name: str = "forecast",
+        coverage: float | None = None,
     ) -> Forecast:
-        """`series` `[batch, time]` (or `[time]`) -> `horizon` values ahead, `[batch, horizon]`."""
+        """`series` `[batch, time]` (or `[time]`) -> `horizon` values ahead, `[batch, horizon]`,
+        and the band at `coverage` where the model has one (None: the model's default, 0.9;
+        a model without a band refuses a `coverage`)."""
         series = np.atleast_2d(np.asarray(series, dtype=np.float32))
+        inputs = {"series": series, "horizon": np.int32(horizon)}
+        if coverage is not None:
+            inputs["coverage"] = np.float32(coverage)
         outputs, response = self.predict(
             model_name,
-            {"series": series, "horizon": np.int32(horizon)},
+            inputs,
             signature_name=signature_name,
             version=version,
             version_label=version_label,
@@ -177,11 +189,13 @@ class ForecastClient:
 
     @staticmethod
     def _forecast(outputs, response) -> Forecast:
+        band = {key: np.asarray(outputs[key]) for key in ("lower", "upper") if key in outputs}
         return Forecast(
             values=np.asarray(outputs["forecast"]),
             model_name=response.model_spec.name,
             version=response.model_spec.version.value,
             signature_name=response.model_spec.signature_name,
+            **band,
         )
 
     def signature_defs(self, model_name: str, version: int | None = None) -> dict:
@@ -201,6 +215,11 @@ class ForecastClient:
         response = self._call(self.models.GetModelStatus, request)
         state_name = get_model_status_pb2.ModelVersionStatus.State.Name
         return {entry.version: state_name(entry.state) for entry in response.model_version_status}
+
+    def has_band(self, model_name: str, version: int | None = None) -> bool:
+        """Whether the model's `forecast` signature returns a band (takes `coverage`)."""
+        signature = self.signature_defs(model_name, version=version).get("forecast")
+        return signature is not None and "coverage" in signature.inputs
 
     def window_size(
         self, model_name: str, signature_name: str = "forecast", version: int | None = None

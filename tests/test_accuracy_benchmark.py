@@ -57,6 +57,24 @@ def test_reference_uses_the_backtests_split_origins_and_scale():
     assert reference["ar30"]["mae"] == pytest.approx(np.mean(np.abs(series[240:] - one_step)))
 
 
+def test_the_ar_interval_is_statsmodels_gaussian_one():
+    """Step 1's 90% half-width is z_0.95 times the fit's residual deviation; later steps add
+    the fed-back innovations (psi weights), so the interval only widens."""
+    from scipy.stats import norm
+    from statsmodels.tsa.arima_process import arma2ma
+
+    series, lags = seasonal_series(), list(range(1, 31))
+    half_width = accuracy.ar_half_widths(series[:240], lags, 12)
+    fit = AutoReg(series[:240], lags=lags, trend="c").fit()
+    psi = arma2ma(np.r_[1, -fit.params[1:]], [1], lags=12)
+    want = norm.ppf(0.95) * np.sqrt(fit.sigma2 * np.cumsum(psi**2))
+    np.testing.assert_allclose(half_width, want, rtol=1e-6)
+
+    truth = np.array([[0.0, 0.0], [1.0, 3.0]])
+    band = accuracy.band_of(truth, np.zeros_like(truth), np.array([0.5, 3.0]))
+    assert band["empirical_coverage"] == [0.5, 1.0] and band["width"] == [1.0, 6.0]
+
+
 def test_sunspots_csv_and_the_known_ar30_figure(tmp_path):
     pytest.importorskip("pmdarima")
     data, column, flags = accuracy.write_series("sunspots", tmp_path)

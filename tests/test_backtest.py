@@ -232,7 +232,11 @@ def test_command_json_and_table(tiny_run, capsys):
     lines = out.splitlines()
     assert lines[0].startswith("8 origins 168..217 (stride 7), horizon 20")
     assert lines[1].split() == ["model", "naive", "seasonal_naive", "drift"]
-    assert [line.split()[0] for line in lines[3:-1]] == ["1", "2", "5", "10", "20", "mean"]
+    assert [line.split()[0] for line in lines[3:9]] == ["1", "2", "5", "10", "20", "mean"]
+    # The run is calibrated: the band's table follows. Its 17-point selection slice leaves
+    # the 10 origins a calibration needs for 8 steps of the run's 12.
+    assert lines[9].startswith("90% band (calibrated for 8 steps")
+    assert [line.split()[0] for line in lines[11:-1]] == ["1", "2", "5", "10", "20", "mean"]
     assert lines[-1].startswith("plots: ")
 
 

@@ -34,7 +34,7 @@ from export.versions import (
     parse_version,
     remove_stale_temp_dirs,
 )
-from export.warmup import Request
+from export.warmup import Request, read_warmup
 
 WINDOW = 6
 METADATA = {
@@ -174,13 +174,13 @@ def test_variable_batch_and_time_match_the_keras_model(loaded, model, batch, ext
     window = loaded.signatures["serving_default"](window=tf.constant(series))["forecast"]
     want = keras_reference(model, WINDOW, Request("serving_default", {"window": series}))
     assert window.shape == (batch, 1)
-    assert relative_difference(window.numpy(), want) <= RELATIVE_TOLERANCE
+    assert relative_difference(window.numpy(), want["forecast"]) <= RELATIVE_TOLERANCE
 
     inputs = {"series": series, "horizon": np.array(5, np.int32)}
     got = loaded.signatures["forecast"](**{k: tf.constant(v) for k, v in inputs.items()})
     want = keras_reference(model, WINDOW, Request("forecast", inputs))
     assert got["forecast"].shape == (batch, 5)
-    assert relative_difference(got["forecast"].numpy(), want) <= RELATIVE_TOLERANCE
+    assert relative_difference(got["forecast"].numpy(), want["forecast"]) <= RELATIVE_TOLERANCE
     # The first forecast step is serving_default's next value.
     np.testing.assert_allclose(got["forecast"].numpy()[:, :1], window.numpy(), rtol=1e-6)
 
@@ -285,7 +285,7 @@ def test_a_failed_check_publishes_nothing(tmp_path, monkeypatch):
     import export.exporter
     from export.verify import CheckResult, VerificationReport
 
-    def failing(version_dir, reference_model=None, progress=None):
+    def failing(version_dir, reference_model=None, progress=None, residuals=None):
         report = VerificationReport(str(version_dir), "test")
         report.checks = [CheckResult(name, name != "warmup", "test") for name in CHECK_NAMES]
         return report
@@ -326,7 +326,8 @@ def test_a_gpu_trace_would_carry_cudnn_ops_and_export_avoids_them(monkeypatch):
 
     def ops_of(module_and_signatures) -> set:
         _, signatures = module_and_signatures
-        return set(graph_def_ops(signatures["forecast"].graph.as_graph_def()))
+        graph = signatures["forecast"].get_concrete_function().graph
+        return set(graph_def_ops(graph.as_graph_def()))
 
     as_is = ops_of(build_serving_module(model, WINDOW))
     assert any(op.startswith("CudnnRNN") for op in as_is)
@@ -384,3 +385,45 @@ def test_sigkill_half_way_leaves_no_version(tmp_path):
     assert (leftovers[0] / "saved_model.pb").exists()  # it was half-way, not at the start
     # The next export on this host removes the dead writer's directory.
     assert remove_stale_temp_dirs(base) == leftovers and list(base.iterdir()) == []
+
+
+# ---- a calibrated model: the band in the graph, checked by all four checks -----------------
+
+
+def test_a_band_is_exported_checked_and_recorded(tmp_path):
+    from export.check_session_loader import ServingSession, signature_problems
+    from export.verify import verify_version
+
+    model = small_model()
+    residuals = np.abs(np.random.default_rng(2).normal(size=(20, 4)))
+    calibration = {"residuals": residuals, "points": 23, "method": "split conformal (test)"}
+    result = export_model(
+        model, tmp_path / "m", METADATA, example_series=course_like(40), calibration=calibration
+    )
+    assert result.report.passed
+    assert "(7 outputs)" in result.report.checks[0].detail  # 1 + 3 + 3: the band is compared
+    facts = json.loads((result.path / "assets.extra" / "seqcast.json").read_text())
+    assert facts["calibration"] == {
+        "points": 23,
+        "method": "split conformal (test)",
+        "origins": 20,
+        "horizon": 4,
+        "default_coverage": 0.9,
+    }
+    requests = read_warmup(result.path / "assets.extra" / "tf_serving_warmup_requests")
+    assert [sorted(r.inputs) for r in requests][1:] == [
+        ["horizon", "series"],
+        ["coverage", "horizon", "series"],
+    ]
+    with ServingSession(result.path) as session:
+        assert signature_problems(session.meta_graph, with_band=True) == []
+        assert signature_problems(session.meta_graph) == [
+            "forecast inputs are ['coverage', 'horizon', 'series']",
+            "forecast outputs are ['forecast', 'lower', 'upper']",
+            "forecast has defaults for ['coverage']",
+        ]
+
+    # A band other than the calibration's fails checks 1 and 2, the graph's loop being fine.
+    wrong = verify_version(result.path, reference_model=model, residuals=residuals * 1.01)
+    assert [check.name for check in wrong.failures()] == ["fresh_process", "session_loader"]
+    assert verify_version(result.path).passed  # against itself, loaded in process

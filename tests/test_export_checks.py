@@ -85,11 +85,11 @@ def test_the_child_alone_reproduces_the_signatures(version_dir, tmp_path):
     assert list(empty.iterdir()) == []
     references = in_process_reference(version_dir, requests)
     with np.load(tmp_path / "outputs.npz") as outputs:
-        assert sorted(outputs.files) == ["0.serving_default", "1.forecast"]
+        assert sorted(outputs.files) == ["0.serving_default.forecast", "1.forecast.forecast"]
         for index, request in enumerate(requests):
-            got = outputs[f"{index}.{request.signature}"]
-            np.testing.assert_array_equal(got, references[index])
-    assert references[1].shape == (requests[1].inputs["series"].shape[0], 3)
+            got = outputs[f"{index}.{request.signature}.forecast"]
+            np.testing.assert_array_equal(got, references[index]["forecast"])
+    assert references[1]["forecast"].shape == (requests[1].inputs["series"].shape[0], 3)
     assert requests[0].inputs["window"].shape[1] > WINDOW
 
 

@@ -70,10 +70,15 @@ def test_served_forecast_equals_the_exported_model(exported):
 
         _, series = course_series()
         loaded = tf.saved_model.load(str(base / "1"))
-        local = loaded.signatures["forecast"](
-            series=tf.constant(series[None, :], tf.float32), horizon=tf.constant(7)
-        )["forecast"].numpy()
-        np.testing.assert_allclose(served, local, rtol=1e-6)
+        # A restored signature function needs every input, `coverage` too (a server feeds
+        # the SignatureDef's default, 0.9); the restored `forecast` method keeps the default.
+        inputs = {"series": tf.constant(series[None, :], tf.float32), "horizon": tf.constant(7)}
+        local = loaded.signatures["forecast"](**inputs, coverage=tf.constant(0.9))
+        np.testing.assert_allclose(served, local["forecast"].numpy(), rtol=1e-6)
+        for key in ("lower", "upper"):
+            served_band = np.asarray(answer[key], dtype="float32")
+            np.testing.assert_allclose(served_band, local[key].numpy(), rtol=1e-6)
+            np.testing.assert_allclose(served_band, loaded.forecast(**inputs)[key], rtol=1e-6)
     finally:
         server.send_signal(signal.SIGTERM)
         try:

@@ -48,6 +48,14 @@ def test_engine_forecast_outputs(server, capsys, tmp_path):
     status, out, _ = run_engine([*base, "--horizon", "3", "--csv"], capsys)
     lines = out.strip().splitlines()
     assert status == 0 and lines[0] == "step,forecast" and len(lines) == 4
+
+    # The tiny model has no band: asking for one is bad input, before any forecast.
+    status, out, err = run_engine([*base, "--coverage", "0.8"], capsys)
+    assert (status, out) == (2, "") and "has no band" in err and err.count("\n") == 1
+    status, out, err = run_engine(
+        [*base, "--signature", "serving_default", "--coverage", "0.8"], capsys
+    )
+    assert (status, out) == (2, "") and "serving_default signature has no band" in err
     assert lines[1].startswith(f"{len(series)},")
 
     plot = tmp_path / "forecast.png"

@@ -153,3 +153,10 @@ def test_client_against_real_tensorflow_serving():
         assert next_value.values.shape == (1, 1)
         # The forecast's first step is the next value of the same series.
         np.testing.assert_allclose(next_value.values[:, 0], result.values[:, 0], rtol=1e-4)
+        if client.has_band(model):
+            # TF Serving feeds the SignatureDef's default coverage (0.9) when it is left out.
+            explicit = client.forecast(model, series, 5, coverage=0.9)
+            assert result.lower is not None and np.all(result.lower <= result.values)
+            np.testing.assert_allclose(result.upper, explicit.upper, rtol=1e-6)
+            narrow = client.forecast(model, series, 5, coverage=0.5)
+            assert np.all(narrow.upper - narrow.lower <= result.upper - result.lower)

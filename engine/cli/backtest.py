@@ -39,6 +39,21 @@ def format_table(result: dict) -> list[str]:
     return lines
 
 
+def format_band_table(band: dict, horizon: int) -> list[str]:
+    """The band's empirical coverage and width at the shown steps, and their means."""
+    lines = [
+        f"{band['coverage']:.0%} band (calibrated for {band['calibrated_horizon']} steps; "
+        "wider beyond, by the square root of the step):",
+        f"{'step':<6}{'coverage':>10}{'width':>10}",
+    ]
+    for step in table_steps(horizon):
+        coverage, width = band["empirical_coverage"][step - 1], band["width"][step - 1]
+        lines.append(f"{step:<6}{coverage:>10.1%}{width:>10.3f}")
+    mean = band["mean"]
+    lines.append(f"{'mean':<6}{mean['empirical_coverage']:>10.1%}{mean['width']:>10.3f}")
+    return lines
+
+
 @click.command("backtest")
 @click.argument("run_dir", type=click.Path())
 @click.option(
@@ -54,17 +69,25 @@ def format_table(result: dict) -> list[str]:
     default=None,
     help="Steps between origins (default 1, raised so that at most 500 origins are used).",
 )
+@click.option(
+    "--coverage",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Coverage of the band whose empirical coverage is measured (default 0.9; runs "
+    "with a calibration.json only).",
+)
 @quiet_option
 @json_option
-def backtest_command(run_dir, horizon, stride, quiet, as_json):
+def backtest_command(run_dir, horizon, stride, coverage, quiet, as_json):
     """Rolling-origin backtest over the validation part: from each origin the model forecasts
     HORIZON steps, each prediction fed back as the next input (as the exported `forecast`
     signature does). Per-step MAE, RMSE, MASE and sMAPE beside the naive, seasonal-naive and
-    drift baselines on the same origins; writes plots/backtest.png and
-    plots/backtest_origins.png. With --quiet, one summary line instead of the table."""
+    drift baselines on the same origins, and for a calibrated run how often its band holds
+    the truth and how wide it is; writes plots/backtest.png and plots/backtest_origins.png.
+    With --quiet, one summary line instead of the tables."""
     from engine.training.backtest import backtest_run, summary_line
 
-    result = backtest_run(run_dir, horizon=horizon, stride=stride)
+    result = backtest_run(run_dir, horizon=horizon, stride=stride, coverage=coverage)
     if as_json:
         print_json(result)
         return
@@ -79,4 +102,7 @@ def backtest_command(run_dir, horizon, stride, quiet, as_json):
     )
     for line in format_table(result):
         click.echo(line)
+    if result.get("band"):
+        for line in format_band_table(result["band"], result["horizon"]):
+            click.echo(line)
     click.echo(f"plots: {result['plots']['errors']}, {result['plots']['origins']}")

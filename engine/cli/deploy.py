@@ -102,7 +102,10 @@ def export_command(
             progress=say,
             example_series=example,
             model_name=model_name,
+            calibration=run.calibration,
         )
+        if run.calibration is None:
+            say("the run has no calibration (calibration.json): `forecast` has no band")
     except ExportError as error:
         raise InputError(str(error)) from error
     except VerificationFailed as error:
@@ -240,8 +243,15 @@ def serve(
     type=click.FloatRange(min=0.001),
     help="Deadline of each gRPC call, in seconds.",
 )
+@click.option(
+    "--coverage",
+    default=None,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Coverage of the band around the forecast, between 0 and 1 (default: the model's, "
+    "0.9; only for models exported with a band).",
+)
 @json_option
-@click.option("--csv", "as_csv", is_flag=True, help="Print step,forecast as CSV.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print step,forecast[,lower,upper] as CSV.")
 @click.option("--plot", default=None, help="Write a PNG of the history and the forecast.")
 def forecast(
     server,
@@ -254,18 +264,23 @@ def forecast(
     signature,
     window_size,
     timeout,
+    coverage,
     as_json,
     as_csv,
     plot,
 ):
-    """Ask a TensorFlow Serving server (real or `engine serve`) for a forecast over gRPC."""
+    """Ask a TensorFlow Serving server (real or `engine serve`) for a forecast over gRPC,
+    with its band when the model has one."""
     from engine.series.load import load_series
+    from export.intervals import DEFAULT_COVERAGE
     from serving.client import ForecastClient, ServingClientError
 
     if as_json and as_csv:
         raise InputError("choose one of --json and --csv")
     if signature == "serving_default" and horizon not in (None, 1):
         raise InputError("the serving_default signature forecasts one step: drop --horizon")
+    if signature == "serving_default" and coverage is not None:
+        raise InputError("the serving_default signature has no band: drop --coverage")
     horizon = 1 if signature == "serving_default" else (30 if horizon is None else horizon)
     series = load_series(data, column=column, date_column=date_column)
     try:
@@ -276,7 +291,14 @@ def forecast(
             if signature == "serving_default":
                 result = client.next_value(model_name, history[None, :], version=version)
             else:
-                result = client.forecast(model_name, history[None, :], horizon, version=version)
+                if coverage is not None and not client.has_band(model_name, version=version):
+                    raise InputError(
+                        f"model {model_name} has no band (exported without calibration): "
+                        "drop --coverage"
+                    )
+                result = client.forecast(
+                    model_name, history[None, :], horizon, version=version, coverage=coverage
+                )
     except ServingClientError as error:
         if error.bad_request:
             raise InputError(str(error)) from error
@@ -284,25 +306,37 @@ def forecast(
 
     values = result.values[0]
     first_step = len(series.values)
+    # The contract's default when the request left `coverage` out.
+    shown_coverage = DEFAULT_COVERAGE if coverage is None else coverage
+    # One row per step: the forecast, then the band's lower and upper end if there is one.
+    columns = [values] + ([result.lower[0], result.upper[0]] if result.lower is not None else [])
+    names = ["forecast", "lower", "upper"][: len(columns)]
+    rows = list(zip(*columns))
     if as_json:
         print_json(result.as_json())
     elif as_csv:
-        click.echo("step,forecast")
-        for offset, value in enumerate(values):
-            click.echo(f"{first_step + offset},{value:.6f}")
+        click.echo(",".join(["step", *names]))
+        for offset, row in enumerate(rows):
+            click.echo(",".join([str(first_step + offset), *(f"{v:.6f}" for v in row)]))
     else:
+        band = ""
+        if result.lower is not None:
+            band = f", {shown_coverage:.0%} band"
         click.echo(
             f"model {result.model_name} version {result.version} signature "
             f"{result.signature_name}: {len(values)} steps after the last of {len(history)} "
-            f"values sent ({series.description})"
+            f"values sent ({series.description}){band}"
         )
-        click.echo(f"{'step':>8}{'forecast':>14}")
-        for offset, value in enumerate(values):
-            click.echo(f"{first_step + offset:>8}{value:>14.6f}")
+        click.echo(f"{'step':>8}" + "".join(f"{name:>14}" for name in names))
+        for offset, row in enumerate(rows):
+            click.echo(f"{first_step + offset:>8}" + "".join(f"{v:>14.6f}" for v in row))
     if plot:
         from engine.training.plots import plot_history_and_forecast
 
         label = f"forecast ({result.model_name} v{result.version})"
-        plot_history_and_forecast(series.values, values, plot, label)
+        shaded = None
+        if result.lower is not None:
+            shaded = (result.lower[0], result.upper[0], shown_coverage)
+        plot_history_and_forecast(series.values, values, plot, label, band=shaded)
         if not (as_json or as_csv):
             click.echo(f"plot written to {plot}")

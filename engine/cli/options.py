@@ -72,6 +72,12 @@ def train_options(function):
             "(default 0.1; 0: keep the last epoch).",
         ),
         click.option(
+            "--interval-horizon",
+            type=int,
+            help="Steps the forecast's conformal band is calibrated for, on the selection "
+            "slice (default: the backtest's horizon).",
+        ),
+        click.option(
             "--model",
             help="seasonal-gru, ar-gru, rnn, lstm, bilstm, gru or conv-lstm (default: "
             "seasonal-gru when the series has a season, else ar-gru).",

@@ -196,7 +196,8 @@ def default_stride(valid_length: int, horizon: int) -> int:
 
 
 def summary_line(result: dict) -> str:
-    """One short line: the model's mean MAE and MASE beside the baselines' MASE."""
+    """One short line: the model's mean MAE and MASE beside the baselines' MASE, and the
+    band's empirical coverage and width when there is one."""
     forecasts = result["forecasts"]
     key = "mase" if result["mase_scale"] else "mae"
     model = forecasts["model"]["mean"]
@@ -209,7 +210,14 @@ def summary_line(result: dict) -> str:
     head += f"MAE {model['mae']:.3g}"
     if key == "mase":
         head += f", MASE {model['mase']:.3g}"
-    return f"{head} ({key.upper()}: {others})"
+    line = f"{head} ({key.upper()}: {others})"
+    band = result.get("band")
+    if band:
+        line += (
+            f"; {band['coverage']:.0%} band holds {band['mean']['empirical_coverage']:.1%} "
+            f"of the truth, mean width {band['mean']['width']:.3g}"
+        )
+    return line
 
 
 def pick_origins(count: int, wanted: int = PLOTTED_ORIGINS) -> np.ndarray:
@@ -217,21 +225,51 @@ def pick_origins(count: int, wanted: int = PLOTTED_ORIGINS) -> np.ndarray:
     return np.unique(np.linspace(0, count - 1, min(wanted, count)).round().astype(int))
 
 
-def backtest_run(run_dir: str | Path, horizon: int | None = None, stride: int | None = None):
-    """`backtest(...)` of a trained run on its own split, with its plots (`backtest_model`)."""
+def backtest_run(
+    run_dir: str | Path,
+    horizon: int | None = None,
+    stride: int | None = None,
+    coverage: float | None = None,
+):
+    """`backtest(...)` of a trained run on its own split, with its plots and, for a
+    calibrated run, its band at `coverage` (default 0.9) (`backtest_model`)."""
+    from engine.training.intervals import CALIBRATION_FILE
     from engine.training.prepare import apply_precision, prepare_data
     from engine.training.runs import load_run
 
     run = load_run(run_dir, for_export=False)
+    if coverage is not None and run.calibration is None:
+        raise InputError(f"{run_dir} has no interval band (no {CALIBRATION_FILE}): drop --coverage")
     apply_precision("float32")
     data = prepare_data(run.config)
-    return backtest_model(run.model, data, run.config.window_size, horizon, stride, run_dir)
+    return backtest_model(
+        run.model,
+        data,
+        run.config.window_size,
+        horizon,
+        stride,
+        run_dir,
+        calibration=run.calibration,
+        coverage=coverage,
+    )
 
 
-def backtest_model(model, data, window_size: int, horizon=None, stride=None, run_dir=None):
+def backtest_model(
+    model,
+    data,
+    window_size: int,
+    horizon=None,
+    stride=None,
+    run_dir=None,
+    calibration: dict | None = None,
+    coverage: float | None = None,
+):
     """`backtest(...)` of a Keras model on a run's data (`engine.training.prepare.RunData`):
     default horizon and stride as above, and with `run_dir` the plots it writes into
-    `RUN_DIR/plots/`: `backtest.png` (MAE by step) and `backtest_origins.png`."""
+    `RUN_DIR/plots/`: `backtest.png` (MAE by step) and `backtest_origins.png`. With a
+    `calibration` (engine/training/intervals.py) the result has `band`: the empirical
+    coverage and the width of the band at `coverage` (default 0.9), per step."""
+    from engine.training.intervals import DEFAULT_COVERAGE, band_figures
     from engine.training.plots import plot_backtest_errors, plot_backtest_origins
     from engine.training.step import make_predict, predict_in_batches
 
@@ -249,6 +287,12 @@ def backtest_model(model, data, window_size: int, horizon=None, stride=None, run
     paths = backtest_paths(predict_next, data.series, origins, window_size, horizon, period)
     # MASE's scale comes from the whole training part (`data.train` stops at the selection slice).
     result = summarise(paths, data.series[: data.split], stride, period)
+    half_width = None
+    if calibration is not None:
+        residuals = calibration["residuals"]
+        coverage = DEFAULT_COVERAGE if coverage is None else coverage
+        result["band"] = band_figures(paths.truth, paths.forecasts["model"], residuals, coverage)
+        half_width = np.asarray(result["band"]["width"]) / 2
     if run_dir is None:
         return result
     plots = Path(run_dir) / "plots"
@@ -261,7 +305,11 @@ def backtest_model(model, data, window_size: int, horizon=None, stride=None, run
         "errors": str(plot_backtest_errors(maes, plots / "backtest.png")),
         "origins": str(
             plot_backtest_origins(
-                data.series, paths.origins[chosen], shown, plots / "backtest_origins.png"
+                data.series,
+                paths.origins[chosen],
+                shown,
+                plots / "backtest_origins.png",
+                band=None if half_width is None else (half_width, coverage),
             )
         ),
     }

@@ -37,6 +37,7 @@ class TrainConfig:
     period: int | None = None  # None: the series' own or inferred; 0: no season
     period_source: str | None = None  # how the period was found (written by resolution)
     selection_fraction: float = 0.1  # end of the training part that picks the best epoch
+    interval_horizon: int | None = None  # steps the band is calibrated for; None: backtest's
     batch_size: int = 32
     shuffle_buffer: int = 1000
     # model
@@ -120,6 +121,7 @@ class TrainConfig:
             "batch_size",
             "epochs",
             "replicas",
+            "interval_horizon",
         ):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")

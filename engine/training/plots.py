@@ -72,16 +72,27 @@ def plot_lr_sweep(
 
 
 def plot_history_and_forecast(
-    history: np.ndarray, forecast: np.ndarray, path: Path, label: str
+    history: np.ndarray,
+    forecast: np.ndarray,
+    path: Path,
+    label: str,
+    band: tuple[np.ndarray, np.ndarray, float] | None = None,
 ) -> Path:
-    """The recent history (at least a year, or four horizons) and the forecast after it."""
+    """The recent history (at least a year, or four horizons) and the forecast after it;
+    `band`: `(lower, upper, coverage)`, shaded around the forecast."""
     plt = _pyplot()
     shown = min(len(history), max(4 * len(forecast), 365))
     start = len(history) - shown
     figure, axis = plt.subplots(figsize=(10, 4))
     axis.plot(np.arange(start, len(history)), history[start:], label="history", linewidth=1)
     steps = np.arange(len(history), len(history) + len(forecast))
-    axis.plot(steps, forecast, label=label, linewidth=1.5)
+    lines = axis.plot(steps, forecast, label=label, linewidth=1.5)
+    if band is not None:
+        lower, upper, coverage = band
+        colour = lines[0].get_color()
+        axis.fill_between(
+            steps, lower, upper, color=colour, alpha=0.2, label=f"{coverage:.0%} band"
+        )
     return _finish(plt, figure, axis, path, "time step", "value", dpi=100)
 
 
@@ -97,10 +108,15 @@ def plot_backtest_errors(maes: dict[str, list[float]], path: Path) -> Path:
 
 
 def plot_backtest_origins(
-    series: np.ndarray, origins: np.ndarray, forecasts: dict[str, np.ndarray], path: Path
+    series: np.ndarray,
+    origins: np.ndarray,
+    forecasts: dict[str, np.ndarray],
+    path: Path,
+    band: tuple[np.ndarray, float] | None = None,
 ) -> Path:
     """The series around a few origins and each forecaster's path from them
-    (`forecasts[name][i]` starts at `origins[i]`); dotted lines mark the origins."""
+    (`forecasts[name][i]` starts at `origins[i]`); dotted lines mark the origins. `band`:
+    `(half widths [horizon], coverage)`, shaded around the first forecaster's paths."""
     plt = _pyplot()
     horizon = next(iter(forecasts.values())).shape[1]
     start = max(0, int(origins[0]) - max(2 * horizon, 60))
@@ -111,8 +127,18 @@ def plot_backtest_origins(
     for index, origin in enumerate(origins):
         axis.axvline(origin, color="0.8", linestyle=":", linewidth=1)
         steps = np.arange(origin, origin + horizon)
-        for (name, paths), colour in zip(forecasts.items(), colours):
+        for number, ((name, paths), colour) in enumerate(zip(forecasts.items(), colours)):
             label = name if index == 0 else None
             axis.plot(steps, paths[index], color=colour, linewidth=1.5, label=label)
+            if band is not None and number == 0:
+                half_width, coverage = band
+                axis.fill_between(
+                    steps,
+                    paths[index] - half_width,
+                    paths[index] + half_width,
+                    color=colour,
+                    alpha=0.15,
+                    label=f"{name}: {coverage:.0%} band" if index == 0 else None,
+                )
     axis.set_title(f"backtest: {horizon}-step forecasts from {len(origins)} origins")
     return _finish(plt, figure, axis, path, "time step", "value")

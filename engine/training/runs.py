@@ -17,6 +17,7 @@ class LoadedRun:
     summary: dict
     metadata: dict  # what an exported model records about its origin
     rebuilt_note: str
+    calibration: dict | None = None  # the interval band's residuals (intervals.py)
 
 
 def load_run(run_dir: str | Path, for_export: bool = True) -> LoadedRun:
@@ -29,6 +30,7 @@ def load_run(run_dir: str | Path, for_export: bool = True) -> LoadedRun:
     import engine.model.scaling  # noqa: F401
     from engine.model.builders import rebuild_with_custom_cells
     from engine.model.specs import MODELS
+    from engine.training.intervals import read_calibration
 
     run_dir = Path(run_dir)
     model_path = run_dir / "model.keras"
@@ -55,4 +57,4 @@ def load_run(run_dir: str | Path, for_export: bool = True) -> LoadedRun:
         "baselines": summary.get("baselines", {}),
         "config": config.as_dict(),
     }
-    return LoadedRun(config, model, summary, metadata, note)
+    return LoadedRun(config, model, summary, metadata, note, read_calibration(run_dir))

@@ -91,7 +91,8 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
     import keras
 
     from engine.series.baselines import compute_baselines
-    from engine.training.backtest import backtest_model, summary_line
+    from engine.training.backtest import backtest_model, default_horizon, summary_line
+    from engine.training.intervals import CALIBRATION_FILE, calibrate
     from engine.training.plots import plot_forecast, plot_losses
 
     # --- setup -------------------------------------------------------------------
@@ -257,8 +258,23 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         "baselines": compute_baselines(data.series, data.split, data.period),
         "config": config.as_dict(),
     }
+    # The band the exported `forecast` returns, calibrated on the selection slice.
+    calibration, band_note = calibrate(
+        lambda windows: predict_in_batches(predict, windows),
+        data,
+        config.window_size,
+        config.interval_horizon or default_horizon(data.period),
+    )
+    if calibration is not None:
+        _write_json(out.path / CALIBRATION_FILE, calibration)
+        summary["calibration"] = {k: v for k, v in calibration.items() if k != "residuals"}
+    else:
+        (out.path / CALIBRATION_FILE).unlink(missing_ok=True)  # a resumed run's old one
+        summary["calibration"] = None
     try:  # the multi-step figure the served `forecast` signature gives, on the same part
-        summary["backtest"] = backtest_model(model, data, config.window_size, run_dir=out.path)
+        summary["backtest"] = backtest_model(
+            model, data, config.window_size, run_dir=out.path, calibration=calibration
+        )
         backtest_note = summary_line(summary["backtest"])
     except InputError as error:  # a validation part shorter than the default horizon
         summary["backtest"], backtest_note = None, f"no backtest: {error}"
@@ -278,6 +294,7 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         f"{val['mae']:.4f} (naive "
         f"{summary['baselines']['naive']['mae']:.4f})"
     )
+    progress.line(band_note)
     progress.line(backtest_note)
     out.cleanup()  # a worker's temporary copy; never the run dir
     return summary
