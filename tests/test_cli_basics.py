@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from cli_runner import run_engine
+from cli_runner import engine_in_process, run_engine
 
 COMMANDS = ["train", "lr-find", "evaluate", "baselines", "verify", "export", "serve", "forecast"]
 
@@ -58,11 +58,13 @@ def test_unknown_option_is_one_line_and_exit_2():
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_lr_find_bad_rate_range_is_bad_input():
-    result = run_engine("lr-find", "--min-lr", "2", "--max-lr", "1", "--model", "rnn")
-    assert result.returncode == 2, result.stderr
-    assert "--min-lr must be positive and below --max-lr" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+def test_lr_find_bad_rate_range_is_bad_input(capsys):
+    status, out, err = engine_in_process(
+        capsys, "lr-find", "--min-lr", "2", "--max-lr", "1", "--model", "rnn"
+    )
+    assert (status, out) == (2, ""), err
+    assert "--min-lr must be positive and below --max-lr" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_config_validation_and_the_loop_import_neither_tensorflow_nor_click():

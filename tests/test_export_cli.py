@@ -10,7 +10,7 @@ import json
 
 import keras
 import pytest
-from cli_runner import engine_in_process, run_engine
+from cli_runner import engine_in_process
 
 from export import export_model
 
@@ -51,13 +51,13 @@ def test_verify_only_passes_all_four_checks_as_json(version_dir, capsys):
         (["--version", "1"], "version 1 already exists"),
     ],
 )
-def test_bad_version_is_one_line_and_exit_2(version_dir, tmp_path, extra, fragment):
-    result = run_engine(
-        "export", str(tmp_path), "--model-base-path", str(version_dir.parent), *extra
+def test_bad_version_is_one_line_and_exit_2(version_dir, tmp_path, capsys, extra, fragment):
+    status, out, err = engine_in_process(
+        capsys, "export", str(tmp_path), "--model-base-path", str(version_dir.parent), *extra
     )
-    assert result.returncode == 2
-    assert fragment in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert (status, out) == (2, "")
+    assert fragment in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_unwritable_base_path_is_one_line_and_exit_2(tmp_path, capsys):

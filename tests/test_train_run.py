@@ -10,7 +10,7 @@ import time
 import keras
 import numpy as np
 import pytest
-from cli_runner import run_engine
+from cli_runner import engine_in_process, run_engine
 
 from engine.errors import InputError
 from engine.training.config import TrainConfig, load_config
@@ -166,11 +166,15 @@ def test_evaluate_json(finished_run):
         (["--config", "absent.toml"], "no such config file"),
     ],
 )
-def test_bad_train_flags_exit_2(tmp_path, flags, fragment):
-    result = run_engine("train", *flags, "--run-dir", str(tmp_path / "bad"))
-    assert result.returncode == 2
-    assert fragment in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+def test_bad_train_flags_exit_2(tmp_path, capsys, flags, fragment):
+    # In this process (the console entry point, as a user runs it): a subprocess per case
+    # would only add TensorFlow's start-up. test_csv_too_short_for_one_window_exits_2 runs
+    # the same path in a fresh process.
+    status, out, err = engine_in_process(capsys, "train", *flags, "--run-dir", str(tmp_path / "b"))
+    assert (status, out) == (2, "")
+    assert fragment in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "b").exists()
 
 
 def test_config_file_then_flags(tmp_path):
