@@ -4,11 +4,21 @@
     .venv/bin/python benchmarks/serving.py --model-base-path models/seqcast
     .venv/bin/python benchmarks/serving.py --same-process     # server thread in this process
     .venv/bin/python benchmarks/serving.py --skip-model       # gRPC without the model's call
+    .venv/bin/python benchmarks/serving.py --only-batching    # just the batching table
 
 Latency (p50, p99 over --requests calls) at batch 1 and 256 for both signatures, the
 bare gRPC round trip (a health check: the floor under every gRPC figure), and
 throughput of batch-1 `serving_default` requests with 1, 8 and 32 concurrent clients
-(each gRPC client on its own channel), for --seconds each. Prints a Markdown table.
+(each gRPC client on its own channel), for --seconds each. Prints Markdown tables.
+
+Then server-side batching: 32 concurrent clients of batch-1 `serving_default` against three
+servers running side by side, without batching, with `--enable_batching` at TF Serving's
+defaults and with serving/deploy/batching_parameters.txt, over gRPC and (each client on its
+own keep-alive connection) REST. The three are measured in turn, --repeats times, and the
+table quotes medians: of the rates, and of the ratios to the server without batching
+within each repetition. Warmup records that TF Serving's batching refuses (a rank-0 input,
+`forecast`'s horizon) are left out of the copy these servers load, as they would fail its
+load.
 
 "In process" is what a Python program holding the model does: `tf.constant` the input
 and call the loaded signature. "gRPC" is a full round trip through ForecastClient-style
@@ -18,8 +28,10 @@ code: `tf.make_tensor_proto`, PredictionService.Predict over loopback, `tf.make_
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +46,11 @@ import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
+from tensorflow_serving.apis import (  # noqa: E402
+    predict_pb2,
+    prediction_log_pb2,
+    prediction_service_pb2_grpc,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `serving` is the package of this checkout, not this file
@@ -52,14 +68,24 @@ def tiny_model(directory: Path) -> Path:
     return directory
 
 
+# argv: model name, base path, workers, batching ("": off, "defaults", or a parameters
+# file), "rest" for a REST port too. Prints the gRPC port, the version, the REST port (or 0).
 SERVER_SCRIPT = """
 import signal, sys, threading
+from serving.batching import BatchingParameters, load_batching_parameters
 from serving.config import single_model_config
 from serving.server import ModelServer
+name, base_path, workers, batching, rest = sys.argv[1:6]
+if batching == "defaults":
+    batching = BatchingParameters()
+elif batching:
+    batching = load_batching_parameters(batching)
 server = ModelServer(
-    single_model_config(sys.argv[1], sys.argv[2]), port=0, workers=int(sys.argv[3])
+    single_model_config(name, base_path), port=0, workers=int(workers),
+    batching=batching or None, rest_api_port=0 if rest == "rest" else None,
 ).start()
-print(server.port, max(server.manager.available()[sys.argv[1]]), flush=True)
+rest_port = server.rest.port if server.rest is not None else 0
+print(server.port, max(server.manager.available()[name]), rest_port, flush=True)
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
 stop.wait()
@@ -85,8 +111,9 @@ Servable.predict = predict
 
 
 class RunningServer:
-    def __init__(self, address: str, version: int, stop):
+    def __init__(self, address: str, version: int, stop, rest_address: str | None = None):
         self.address, self.version, self.stop = address, version, stop
+        self.rest_address = rest_address
 
 
 def start_server_thread(base_path: Path, model_name: str, workers: int) -> RunningServer:
@@ -100,13 +127,19 @@ def start_server_thread(base_path: Path, model_name: str, workers: int) -> Runni
 
 
 def start_server_process(
-    base_path: Path, model_name: str, workers: int, skip_model: bool = False
+    base_path: Path,
+    model_name: str,
+    workers: int,
+    skip_model: bool = False,
+    batching: str = "",
+    rest: bool = False,
 ) -> RunningServer:
     script = (SKIP_MODEL if skip_model else "") + SERVER_SCRIPT
     command = [sys.executable, "-c", script, model_name, str(base_path), str(workers)]
+    command += [batching, "rest" if rest else ""]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline().split()
-    if len(line) != 2:
+    if len(line) != 3:
         process.kill()
         raise SystemExit("the server process did not start")
 
@@ -114,7 +147,8 @@ def start_server_process(
         process.terminate()
         process.wait(timeout=60)
 
-    return RunningServer(f"127.0.0.1:{line[0]}", int(line[1]), stop)
+    rest_address = f"127.0.0.1:{line[2]}" if rest else None
+    return RunningServer(f"127.0.0.1:{line[0]}", int(line[1]), stop, rest_address)
 
 
 def make_inputs(signature: str, batch: int, time_length: int) -> dict[str, np.ndarray]:
@@ -193,6 +227,114 @@ def throughput(make_call, clients: int, seconds: float) -> float:
     return sum(counts) / (time.perf_counter() - start)
 
 
+BATCHING_SERVERS = (
+    ("no batching", ""),
+    ("`--enable_batching`, TF Serving's defaults", "defaults"),
+    (
+        "`--enable_batching`, serving/deploy/batching_parameters.txt",
+        str(ROOT / "serving" / "deploy" / "batching_parameters.txt"),
+    ),
+)
+BATCHING_CLIENTS = 32
+
+
+def batchable_copy(base_path: Path, version: int, scratch: Path) -> Path:
+    """A base path holding a copy of the version, without the warmup records TF Serving's
+    batching refuses (a rank-0 input): with them its load would fail, as TF Serving's."""
+    target = scratch / "batchable" / str(version)
+    shutil.copytree(base_path / str(version), target)
+    warmup = target / "assets.extra" / "tf_serving_warmup_requests"
+    if warmup.exists():
+        records = [record.numpy() for record in tf.data.TFRecordDataset(str(warmup))]
+        with tf.io.TFRecordWriter(str(warmup)) as writer:
+            for record in records:
+                log = prediction_log_pb2.PredictionLog.FromString(record)
+                inputs = log.predict_log.request.inputs.values()
+                if all(tensor.tensor_shape.dim for tensor in inputs):
+                    writer.write(record)
+    return target.parent
+
+
+def rest_call(address: str, model_name: str, inputs):
+    """A REST Predict (row format) on its own keep-alive connection."""
+    host, port = address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    body = json.dumps({"instances": inputs["window"].tolist()})
+    path = f"/v1/models/{model_name}:predict"
+
+    def call():
+        connection.request("POST", path, body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"REST predict answered {response.status}: {data[:200]!r}")
+        return json.loads(data)["predictions"]
+
+    return call
+
+
+def batching_table(base_path: Path, version: int, args, scratch: Path) -> None:
+    """Throughput of BATCHING_CLIENTS concurrent clients against BATCHING_SERVERS, side by
+    side: medians over --repeats of the rates and of the ratios to the first server."""
+    time_length = served_time_length(base_path / str(version))
+    copy = batchable_copy(base_path, version, scratch)
+    inputs = make_inputs("serving_default", 1, time_length)
+    apis = ("gRPC", "REST") if args.rest else ("gRPC",)
+    servers = []
+    try:
+        for _, batching in BATCHING_SERVERS:
+            servers.append(
+                start_server_process(
+                    copy, args.model_name, args.workers, batching=batching, rest=args.rest
+                )
+            )
+
+        def client(server, api):
+            if api == "REST":
+                return lambda: rest_call(server.rest_address, args.model_name, inputs)
+
+            def make():
+                channel = grpc.insecure_channel(server.address)
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                return grpc_call(stub, args.model_name, "serving_default", inputs)
+
+            return make
+
+        expected = grpc_call(
+            prediction_service_pb2_grpc.PredictionServiceStub(
+                grpc.insecure_channel(servers[0].address)
+            ),
+            args.model_name,
+            "serving_default",
+            inputs,
+        )()["forecast"]
+        for server in servers:  # batched answers are the unbatched ones
+            answer = client(server, "gRPC")()()["forecast"]
+            np.testing.assert_allclose(answer, expected, rtol=1e-6, atol=1e-6)
+        rates = {(index, api): [] for index in range(len(servers)) for api in apis}
+        for _ in range(args.repeats):
+            for api in apis:
+                for index, server in enumerate(servers):
+                    rate = throughput(client(server, api), BATCHING_CLIENTS, args.seconds)
+                    rates[index, api].append(rate)
+    finally:
+        for server in servers:
+            server.stop()
+    print(
+        f"\n{BATCHING_CLIENTS} concurrent clients, batch-1 serving_default, medians of "
+        f"{args.repeats} repetitions of {args.seconds:g} s:\n"
+    )
+    header = " | ".join(f"{api} req/s | {api} ratio" for api in apis)
+    print(f"| server | {header} |")
+    print("|---|" + "---:|---:|" * len(apis))
+    for index, (label, _) in enumerate(BATCHING_SERVERS):
+        cells = []
+        for api in apis:
+            ratios = np.divide(rates[index, api], rates[0, api])
+            cells.append(f"{np.median(rates[index, api]):.0f} | {np.median(ratios):.2f}")
+        print(f"| {label} | {' | '.join(cells)} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-base-path", help="An exported model (default: a tiny one).")
@@ -200,6 +342,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500, help="Calls per latency figure.")
     parser.add_argument("--seconds", type=float, default=3.0, help="Per throughput figure.")
     parser.add_argument("--workers", type=int, default=16, help="Server worker threads.")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="Repetitions of each batching figure."
+    )
+    parser.add_argument(
+        "--only-batching", action="store_true", help="Only the batching throughput table."
+    )
+    parser.add_argument(
+        "--no-rest", dest="rest", action="store_false", help="No REST rows in that table."
+    )
     parser.add_argument(
         "--same-process",
         action="store_true",
@@ -214,11 +365,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.skip_model and args.same_process:
         parser.error("--skip-model runs the server in its own process")
+    if args.only_batching and (args.skip_model or args.same_process):
+        parser.error("--only-batching runs its own servers, each in its own process")
 
     with tempfile.TemporaryDirectory() as scratch:
         base_path = (
             Path(args.model_base_path) if args.model_base_path else tiny_model(Path(scratch))
         )
+        if args.only_batching:
+            versions = [int(p.name) for p in base_path.iterdir() if p.name.isdigit()]
+            batching_table(base_path, max(versions), args, Path(scratch))
+            return
         # By default the server runs in its own process, as it would in production.
         if args.same_process:
             server = start_server_thread(base_path, args.model_name, args.workers)
@@ -299,6 +456,8 @@ def main() -> None:
             channel.close()
         finally:
             server.stop()
+        if not args.skip_model:
+            batching_table(base_path, version, args, Path(scratch))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The main job end to end on the built-in course series:
-# baselines -> train -> evaluate -> export (verified) -> serve over gRPC -> forecast.
+# baselines -> train -> evaluate -> export (verified) -> serve (gRPC and REST) -> forecast.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENGINE=.venv/bin/engine
 RUN_DIR="runs/demo-$(date +%Y%m%d-%H%M%S)"
 MODEL_BASE=models/seqcast
 PORT="${SEQCAST_DEMO_PORT:-8500}"
+REST_PORT="${SEQCAST_DEMO_REST_PORT:-8501}"
 
 echo "== 1. baselines on the course series"
 $ENGINE baselines
@@ -24,8 +25,9 @@ echo "== 4. export a verified version for TensorFlow Serving ($MODEL_BASE)"
 $ENGINE export "$RUN_DIR" --model-base-path "$MODEL_BASE"
 
 echo
-echo "== 5. serve it on 127.0.0.1:$PORT (TensorFlow Serving's gRPC API) and fetch a forecast"
-$ENGINE serve --model-base-path "$MODEL_BASE" --model-name seqcast --port "$PORT" --quiet &
+echo "== 5. serve it on 127.0.0.1:$PORT (TensorFlow Serving's gRPC API; REST on $REST_PORT) and fetch a forecast"
+$ENGINE serve --model-base-path "$MODEL_BASE" --model-name seqcast --port "$PORT" \
+  --rest_api_port "$REST_PORT" --quiet &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do
@@ -38,6 +40,19 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 test -s "$RUN_DIR/served_forecast.txt" || { echo "no forecast came back from the server"; exit 1; }
+
+echo
+echo "== 6. the same server over TensorFlow Serving's REST API: serving_default, the next value"
+if command -v curl > /dev/null; then
+  # The last 400 values of a ramp: at least the trained window (the default model's is 384).
+  WINDOW=$(seq -s, 1 400)
+  curl --silent --show-error --max-time 30 \
+    -d "{\"signature_name\": \"serving_default\", \"instances\": [[$WINDOW]]}" \
+    "http://127.0.0.1:$REST_PORT/v1/models/seqcast:predict"
+  echo
+else
+  echo "(curl is not installed: skipped)"
+fi
 
 echo
 echo "Done. Run dir: $RUN_DIR (plots in $RUN_DIR/plots/), model versions in $MODEL_BASE/"

@@ -6,6 +6,7 @@ Only a `model_config_list` of `tensorflow` models is supported; see docs/serving
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from google.protobuf import text_format
@@ -30,12 +31,30 @@ def load_model_config(path: str | os.PathLike) -> model_server_config_pb2.ModelS
         text = Path(path).read_text()
     except OSError as error:
         raise ServingConfigError(f"cannot read model config {path}: {error.strerror}") from error
-    config = model_server_config_pb2.ModelServerConfig()
+    return parse_model_config(text, path)
+
+
+def parse_model_config(
+    text: str, path: str | os.PathLike
+) -> model_server_config_pb2.ModelServerConfig:
+    """A text ModelServerConfig; a syntax error reads as TF Serving's (protobuf's) own."""
+    return parse_text_proto(text, model_server_config_pb2.ModelServerConfig(), path)
+
+
+def parse_text_proto(text: str, message, path: str | os.PathLike):
+    """Parse a text proto file into `message`; an error reads as TF Serving's
+    ParseProtoTextFile's (ServingConfigError)."""
     try:
-        text_format.Parse(text, config)
+        text_format.Parse(text, message)
     except text_format.ParseError as error:
-        raise ServingConfigError(f"{path}: not a text ModelServerConfig: {error}") from error
-    return config
+        where = f"{error.GetLine()}:{error.GetColumn()}: " if error.GetLine() else ""
+        # Python's parser may quote the line before its message; protobuf's C++ does not.
+        text = re.sub(r"^'.*': (?=[A-Z])", "", str(error).split(" : ", 1)[-1])
+        raise ServingConfigError(
+            f"Invalid protobuf file: '{path}': Error parsing text-format "
+            f"{message.DESCRIPTOR.full_name}: {where}{text}"
+        ) from error
+    return message
 
 
 def validate_config(config: model_server_config_pb2.ModelServerConfig) -> None:
@@ -44,7 +63,8 @@ def validate_config(config: model_server_config_pb2.ModelServerConfig) -> None:
         raise ServingConfigError("only a model_config_list is supported")
     names = [model.name for model in config.model_config_list.config]
     if len(set(names)) != len(names):
-        raise ServingConfigError("model names in the config must be unique")
+        duplicate = next(name for name in names if names.count(name) > 1)
+        raise ServingConfigError(f"Illegal to list model {duplicate} multiple times in config list")
     for model in config.model_config_list.config:
         if not model.name:
             raise ServingConfigError("every model in the config needs a name")

@@ -25,8 +25,20 @@ class ServingConfigError(ValueError):
     """The server cannot start with this configuration (bad path, bad config file)."""
 
 
+class ServingStartError(RuntimeError):
+    """The server cannot start: a configured model has versions but none of them loaded."""
+
+
 def invalid_argument(message: str) -> ServingError:
     return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def models_unavailable(ids: list[tuple[str, int]]) -> ServingError:
+    """TF Serving's answer when configured models did not load (`WaitUntilModelsAvailable`):
+    UNKNOWN, each one as a ServableId's DebugString."""
+    listed = "".join(f"{{name: {name} version: {version}}}, " for name, version in ids)
+    message = f"Some models did not become available: {{{listed}}}"
+    return ServingError(grpc.StatusCode.UNKNOWN, message)
 
 
 _OP_ERROR_CODES = {

@@ -9,19 +9,21 @@ requests it has. Version rules (as TF Serving's): docs/serving.md.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from serving.batching import BatchingParameters, BatchingRunner, BatchScheduler
 from serving.config import validate_config
-from serving.errors import ServingError, first_line, invalid_argument
+from serving.errors import ServingError, first_line, invalid_argument, models_unavailable
 from serving.servable import Servable
+from serving.versions import aspired_versions, complete_versions, fingerprint
 
 log = logging.getLogger("seqcast.serving")
 
@@ -36,6 +38,7 @@ class VersionState:
 
     state: int  # ModelVersionStatus.State
     error: str = ""
+    code: int = 0  # tensorflow.error.Code of the failed load; 0 (OK) otherwise
 
 
 @dataclass
@@ -46,54 +49,11 @@ class ServedModel:
     servables: dict[int, Servable] = field(default_factory=dict)  # AVAILABLE versions
     states: dict[int, VersionState] = field(default_factory=dict)  # every version seen
     failed: dict[int, tuple[tuple, int]] = field(default_factory=dict)  # fingerprint, attempts
+    aspired: list[int] = field(default_factory=list)  # what the policy wanted at the last poll
 
     @property
     def name(self) -> str:
         return self.config.name
-
-
-def _complete_versions(base_path: Path) -> dict[int, Path]:
-    """Integer-named directories holding a SavedModel; others (temporary names, versions
-    still being written, stray files) are ignored until they are complete."""
-    versions = {}
-    try:
-        entries = list(os.scandir(base_path))
-    except OSError:
-        return versions
-    for entry in entries:
-        # ASCII digits only ("²" is a digit to str.isdigit), within TF Serving's int64.
-        if not (entry.name.isascii() and entry.name.isdigit()) or not entry.is_dir():
-            continue
-        if int(entry.name) >= 2**63:
-            continue
-        path = Path(entry.path)
-        # saved_model.pb is written last by tf.saved_model.save; without it the version
-        # is still being written (or was copied in without the rename TF Serving expects).
-        if (path / "saved_model.pb").is_file():
-            versions[int(entry.name)] = path
-    return versions
-
-
-def aspired_versions(
-    config: model_server_config_pb2.ModelConfig, complete: dict[int, Path]
-) -> list[int]:
-    """The versions the policy wants served, newest first."""
-    newest_first = sorted(complete, reverse=True)
-    policy = config.model_version_policy.WhichOneof("policy_choice")
-    if policy == "all":
-        return newest_first
-    if policy == "specific":
-        wanted = set(config.model_version_policy.specific.versions)
-        return [version for version in newest_first if version in wanted]
-    count = config.model_version_policy.latest.num_versions if policy == "latest" else 1
-    return newest_first[: max(count, 1)]
-
-
-def _fingerprint(path: Path) -> tuple:
-    """Changes when a version directory's contents change, so a failed load is retried."""
-    return tuple(
-        sorted((str(p.relative_to(path)), p.stat().st_size) for p in path.rglob("*") if p.is_file())
-    )
 
 
 class ModelManager:
@@ -104,9 +64,12 @@ class ModelManager:
         config: model_server_config_pb2.ModelServerConfig,
         poll_seconds: float = 1.0,
         on_event: Callable[[str], None] | None = None,
+        batching: BatchingParameters | None = None,
     ):
         validate_config(config)
         self.poll_seconds = poll_seconds
+        # --enable_batching: one scheduler (its threads) shared by every model, as TF Serving's
+        self.batch_scheduler = BatchScheduler(batching) if batching is not None else None
         self.on_event = on_event or (lambda message: log.info(message))
         self._lock = threading.RLock()  # guards models, servables, states, labels
         self._poll_lock = threading.Lock()  # one poll at a time (poller thread, reload)
@@ -135,10 +98,35 @@ class ModelManager:
 
     def reload(self, config: model_server_config_pb2.ModelServerConfig) -> None:
         """HandleReloadConfigRequest: switch config, then load what it asks for before
-        answering (TF Serving's ReloadConfig also waits for the new models)."""
+        answering. As TF Serving's ReloadConfig, a model new to the config that did not
+        become available fails the call with UNKNOWN (models already served do not)."""
         validate_config(config)
+        with self._lock:
+            new_names = {model.name for model in config.model_config_list.config} - set(self.models)
         self._apply_config(config)
         self.poll_once()
+        failed = self.unavailable(new_names)
+        if failed:
+            raise models_unavailable(failed)
+
+    def unavailable(self, names: set[str] | None = None) -> list[tuple[str, int]]:
+        """(model, newest wanted version) of each model (of `names`, default all) that has
+        versions on disk for its policy but none of them AVAILABLE: its loads failed."""
+        with self._lock:
+            return [
+                (model.name, max(model.aspired))
+                for model in self.models.values()
+                if (names is None or model.name in names)
+                and model.aspired
+                and not any(version in model.servables for version in model.aspired)
+            ]
+
+    def load_error(self, name: str, version: int) -> str:
+        """Why that version's last load failed ("" when it did not)."""
+        with self._lock:
+            model = self.models.get(name)
+            state = model.states.get(version) if model is not None else None
+            return state.error if state is not None else ""
 
     # -- polling
 
@@ -151,6 +139,8 @@ class ModelManager:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
+        if self.batch_scheduler is not None:
+            self.batch_scheduler.stop()
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Called after every change of what is AVAILABLE (health status)."""
@@ -173,8 +163,9 @@ class ModelManager:
             listener()
 
     def _poll_model(self, model: ServedModel) -> None:
-        complete = _complete_versions(Path(model.config.base_path))
+        complete = complete_versions(Path(model.config.base_path))
         aspired = aspired_versions(model.config, complete)
+        model.aspired = aspired
         for version in aspired:  # newest first
             if version not in model.servables:
                 self._load(model, version, complete[version])
@@ -187,21 +178,25 @@ class ModelManager:
             self._unload(model, version)
 
     def _load(self, model: ServedModel, version: int, path: Path) -> None:
-        fingerprint = _fingerprint(path)
+        directory_fingerprint = fingerprint(path)
         previous = model.failed.get(version)
-        attempts = previous[1] if previous and previous[0] == fingerprint else 0
+        attempts = previous[1] if previous and previous[0] == directory_fingerprint else 0
         if attempts >= MAX_LOAD_ATTEMPTS:
             return
         with self._lock:
             model.states[version] = VersionState(State.LOADING)
         try:
             servable = Servable.load(model.name, version, path)
+            if self.batch_scheduler is not None:  # warmup goes through it too, as in TF Serving
+                servable.runner = BatchingRunner(servable.runner, self.batch_scheduler)
             records = servable.warm_up()
         except Exception as error:  # noqa: BLE001 - a bad version must not stop the server
             message = first_line(error)
-            model.failed[version] = (fingerprint, attempts + 1)
+            # A TensorFlow error keeps its code, anything else is INTERNAL, as in TF Serving.
+            code = error.error_code if isinstance(error, tf.errors.OpError) else 13
+            model.failed[version] = (directory_fingerprint, attempts + 1)
             with self._lock:
-                model.states[version] = VersionState(State.END, message)
+                model.states[version] = VersionState(State.END, message, code)
             self.on_event(f"failed to load {model.name} version {version}: {message}")
             return
         model.failed.pop(version, None)
@@ -233,6 +228,8 @@ class ModelManager:
     def resolve(self, model_spec) -> Servable:
         """The servable a ModelSpec asks for, or TF Serving's NOT_FOUND / INVALID_ARGUMENT."""
         name = model_spec.name
+        if not name:
+            raise invalid_argument("ModelSpec has no name specified.")
         kind = model_spec.WhichOneof("version_choice")
         with self._lock:
             model = self.models.get(name)
@@ -280,7 +277,9 @@ class ModelManager:
             )
         for version in sorted(states):
             entry = response.model_version_status.add(version=version, state=states[version].state)
+            # TF Serving always sets `status`: error_code OK (0) and no message when healthy.
+            entry.status.SetInParent()
             if states[version].error:
-                entry.status.error_code = 13  # INTERNAL, as TF Serving reports a failed load
+                entry.status.error_code = states[version].code or 13
                 entry.status.error_message = states[version].error
         return response

@@ -1,8 +1,12 @@
-"""One loaded version of one model: its SavedModel, its SignatureDefs, and Predict on it.
+"""One loaded version of one model: its SavedModel, its SignatureDefs, and Predict on it
+(Classify, Regress and MultiInference on it: serving/inference.py).
 
-Requests are checked as TF Serving's RunPredict checks them (input count, aliases, dtypes),
-plus the rank and fixed sizes the signature declares; warmup records replay before a
-version is marked AVAILABLE. Status codes and messages: docs/serving.md.
+Requests are checked as TF Serving's RunPredict checks them (input count, aliases, dtypes)
+and nothing more: a tensor of another shape than the signature declares goes to the graph,
+as a session feed does, and the graph's own error (INVALID_ARGUMENT) is the answer. Warmup
+records (all four kinds of PredictionLog) replay before a version is marked AVAILABLE. How
+the SavedModel is loaded and run (TF2 functions or a TF1 session): serving/runners.py.
+Status codes and messages: docs/serving.md.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from serving import tensors
-from serving.errors import ServingError, first_line, from_op_error, invalid_argument
+from serving import inference, tensors
+from serving.errors import ServingError, invalid_argument
+from serving.runners import SERVE_TAG, FunctionRunner, SessionRunner, load_runner
 
 DEFAULT_SIGNATURE = "serving_default"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
+WARMUP_KINDS = ("predict_log", "classify_log", "regress_log", "multi_inference_log")
 
 
 @dataclass
@@ -32,7 +38,7 @@ class Servable:
     name: str
     version: int
     path: Path
-    loaded: object  # what tf.saved_model.load returns
+    runner: FunctionRunner | SessionRunner  # runs a signature by alias
     signature_defs: dict[str, meta_graph_pb2.SignatureDef]
 
     @classmethod
@@ -40,38 +46,36 @@ class Servable:
         saved_model = saved_model_pb2.SavedModel()
         saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
         serve_graphs = [
-            graph for graph in saved_model.meta_graphs if "serve" in graph.meta_info_def.tags
+            graph for graph in saved_model.meta_graphs if SERVE_TAG in graph.meta_info_def.tags
         ]
         if not serve_graphs:
             raise ValueError(f"{path}: no MetaGraph tagged 'serve'")
-        loaded = tf.saved_model.load(str(path), tags=["serve"])
-        return cls(name, version, path, loaded, dict(serve_graphs[0].signature_def))
+        runner = load_runner(path, serve_graphs[0])
+        return cls(name, version, path, runner, dict(serve_graphs[0].signature_def))
 
-    def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
-        """Run one PredictRequest, validating it as TF Serving's RunPredict does."""
+    def predict(
+        self, request: predict_pb2.PredictRequest, tensor_content: bool = False
+    ) -> predict_pb2.PredictResponse:
+        """Run one PredictRequest, validating it as TF Serving's RunPredict does; outputs in
+        the typed value fields, or as `tensor_content` when `tensor_content` is set."""
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         signature = self.signature_defs.get(signature_name)
-        function = self.loaded.signatures.get(signature_name) if signature is not None else None
-        if function is None:
+        if signature is None or not self.runner.can_run(signature_name):
             raise ServingError(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f'Serving signature key "{signature_name}" not found.',
             )
         feeds = self._inputs(signature, request)
         aliases = self._output_aliases(signature, request)
-        try:
-            outputs = function(**{alias: tf.constant(value) for alias, value in feeds.items()})
-        except tf.errors.OpError as error:
-            raise from_op_error(error) from error
-        except (TypeError, ValueError) as error:
-            # Binding errors raised before the graph runs (a feed the function refuses).
-            raise invalid_argument(first_line(error)) from error
+        outputs = self.runner.run(signature_name, signature, feeds, aliases)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self.name
         response.model_spec.version.value = self.version
         response.model_spec.signature_name = signature_name
         for alias in aliases:
-            response.outputs[alias].CopyFrom(tensors.from_ndarray(outputs[alias].numpy()))
+            response.outputs[alias].CopyFrom(
+                tensors.from_ndarray(outputs[alias], tensor_content=tensor_content)
+            )
         return response
 
     @staticmethod
@@ -123,7 +127,6 @@ class Servable:
                     f"Expects arg[{index}] to be {tensors.dtype_name(info.dtype)} but "
                     f"{tensors.dtype_name(proto.dtype)} is provided"
                 )
-            _check_shape(alias, value.shape if value is not None else None, proto, info)
             feeds[alias] = value
         return feeds
 
@@ -155,29 +158,21 @@ class Servable:
             if count > MAX_WARMUP_RECORDS:
                 raise ValueError(f"more than {MAX_WARMUP_RECORDS} warmup records")
             prediction_log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
-            if prediction_log.WhichOneof("log_type") != "predict_log":
-                raise ValueError("only predict_log warmup records are supported")
-            request = predict_pb2.PredictRequest()
-            request.CopyFrom(prediction_log.predict_log.request)
-            request.model_spec.name = self.name
-            self.predict(request)
+            kind = prediction_log.WhichOneof("log_type")
+            if kind is None:  # an empty record: TF Serving skips it
+                continue
+            if kind not in WARMUP_KINDS:  # TF Serving's words; log_type_case: a field number
+                number = prediction_log.DESCRIPTOR.fields_by_name[kind].number
+                raise ValueError(f"Unsupported log_type for warmup: {number}")
+            request = getattr(prediction_log, kind).request
+            if kind == "multi_inference_log":
+                specs = [task.model_spec for task in request.tasks]
+            else:
+                specs = [request.model_spec]
+            for spec in specs:  # a warmup request need not name the model; ours resolve by it
+                spec.name = self.name
+            if kind == "predict_log":
+                self.predict(request)
+            else:  # classify, regress, multi_inference
+                getattr(inference, kind.removesuffix("_log"))(self, request)
         return count
-
-
-def _check_shape(alias, shape, proto, info: meta_graph_pb2.TensorInfo) -> None:
-    """The rank and any fixed sizes the signature declares. A session would feed a tensor of
-    another rank straight into the graph, where it may even "work" (a rank-3 window averaged
-    along the wrong axis); a served model is better off refusing it here."""
-    if info.tensor_shape.unknown_rank:
-        return
-    if shape is None:
-        shape = tuple(dim.size for dim in proto.tensor_shape.dim)
-    expected = [dim.size for dim in info.tensor_shape.dim]
-    if len(shape) != len(expected) or any(
-        want >= 0 and want != got for want, got in zip(expected, shape, strict=True)
-    ):
-        wanted = ",".join("?" if size < 0 else str(size) for size in expected)
-        raise invalid_argument(
-            f"input {alias} has shape [{','.join(map(str, shape))}] but the signature "
-            f"expects [{wanted}]"
-        )

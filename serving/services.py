@@ -2,7 +2,8 @@
 
 Every handler answers with a status, never an exception: a ServingError becomes its own
 code and message, anything else INTERNAL. Codes and messages follow TF Serving's own
-(predict_util.cc, get_model_metadata_impl.cc, get_model_status_impl.cc); see docs/serving.md.
+(predict_util.cc, classifier.cc, regressor.cc, multi_inference.cc, get_model_metadata_impl.cc,
+get_model_status_impl.cc, model_service_impl.cc); see docs/serving.md.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import grpc
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     model_management_pb2,
+    model_pb2,
     model_service_pb2_grpc,
     prediction_service_pb2_grpc,
 )
 
+from serving import inference
 from serving.errors import ServingConfigError, ServingError, first_line, invalid_argument
 from serving.manager import ModelManager
 
@@ -46,12 +49,17 @@ def _model_spec(request):
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, manager: ModelManager):
+    """`tensor_content`: Predict outputs as raw bytes, as TF Serving's
+    `--enable_serialization_as_tensor_content` asks; else in the typed value fields."""
+
+    def __init__(self, manager: ModelManager, tensor_content: bool = False):
         self.manager = manager
+        self.tensor_content = tensor_content
 
     def Predict(self, request, context):  # noqa: N802 - the generated service's names
         def call():
-            return self.manager.resolve(_model_spec(request)).predict(request)
+            servable = self.manager.resolve(_model_spec(request))
+            return servable.predict(request, tensor_content=self.tensor_content)
 
         return _run(context, call)
 
@@ -78,15 +86,25 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return _run(context, call)
 
     def Classify(self, request, context):  # noqa: N802
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Classify is not supported by this server")
+        def call():
+            return inference.classify(self.manager.resolve(_model_spec(request)), request)
+
+        return _run(context, call)
 
     def Regress(self, request, context):  # noqa: N802
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Regress is not supported by this server")
+        def call():
+            return inference.regress(self.manager.resolve(_model_spec(request)), request)
+
+        return _run(context, call)
 
     def MultiInference(self, request, context):  # noqa: N802
-        context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not supported by this server"
-        )
+        def call():
+            # TF Serving resolves the first task's model (an empty spec without tasks).
+            has_spec = request.tasks and request.tasks[0].HasField("model_spec")
+            model_spec = request.tasks[0].model_spec if has_spec else model_pb2.ModelSpec()
+            return inference.multi_inference(self.manager.resolve(model_spec), request)
+
+        return _run(context, call)
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -105,6 +123,8 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                 self.manager.reload(request.config)
             except ServingConfigError as error:
                 raise invalid_argument(str(error)) from error
-            return model_management_pb2.ReloadConfigResponse()
+            response = model_management_pb2.ReloadConfigResponse()
+            response.status.SetInParent()  # error_code OK, as TF Serving's ToStatusProto
+            return response
 
         return _run(context, call)

@@ -1,5 +1,8 @@
 """TensorProto <-> NumPy, with the validation TensorFlow's `Tensor::FromProto` applies.
 
+Responses are written as TF Serving writes them: `Tensor::AsProtoField` (typed value fields)
+by default, `Tensor::AsProtoTensorContent` when asked to.
+
 A server must never trust a TensorProto: a garbage dtype, a negative or astronomically
 large dimension, or content of the wrong length has to become a clean INVALID_ARGUMENT,
 never an exception deep inside TensorFlow or an attempt to allocate terabytes.
@@ -74,6 +77,11 @@ def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray | None:
     shape = shape_of(proto.tensor_shape)
     count = math.prod(shape)  # Python ints: huge dimensions cannot overflow
     if proto.dtype == types_pb2.DT_STRING:
+        if proto.tensor_content:
+            if count > len(proto.tensor_content):  # every string takes at least one byte
+                raise TensorParseError("string content")
+            values = _decode_string_list(proto.tensor_content, count)
+            return np.array(values, dtype=object).reshape(shape)
         values = list(proto.string_val)
         if len(values) > count or (count and not values and count * 8 > MAX_TENSOR_BYTES):
             raise TensorParseError("string count")
@@ -106,8 +114,30 @@ def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray | None:
     return array.reshape(shape)
 
 
-def from_ndarray(array: np.ndarray) -> tensor_pb2.TensorProto:
-    """A response tensor: numeric arrays as `tensor_content` (compact and fast to encode)."""
+# dtype -> the repeated field `Tensor::AsProtoField` writes its values into.
+_AS_PROTO_FIELD = {
+    dtype.as_datatype_enum: field
+    for dtype, field in [
+        *((dtype, "int_val") for dtype in _INT_VAL_DTYPES),
+        (tf.float32, "float_val"),
+        (tf.float64, "double_val"),
+        (tf.int64, "int64_val"),
+        (tf.uint32, "uint32_val"),
+        (tf.uint64, "uint64_val"),
+        (tf.bool, "bool_val"),
+        (tf.float16, "half_val"),  # the float16 / bfloat16 bit patterns, one per int32
+        (tf.bfloat16, "half_val"),
+        (tf.complex64, "scomplex_val"),  # real and imaginary parts interleaved
+        (tf.complex128, "dcomplex_val"),
+    ]
+}
+
+
+def from_ndarray(array: np.ndarray, tensor_content: bool = False) -> tensor_pb2.TensorProto:
+    """A response tensor, as TF Serving writes one: the values in the dtype's typed field
+    (`float_val`, `int_val`, `string_val`, ...) like `Tensor::AsProtoField`, or with
+    `tensor_content` all of them as raw bytes like `Tensor::AsProtoTensorContent`
+    (`--enable_serialization_as_tensor_content`)."""
     array = np.asarray(array)
     proto = tensor_pb2.TensorProto()
     proto.tensor_shape.dim.extend(
@@ -115,10 +145,59 @@ def from_ndarray(array: np.ndarray) -> tensor_pb2.TensorProto:
     )
     if array.dtype.kind in "OSU":
         proto.dtype = types_pb2.DT_STRING
-        proto.string_val.extend(
-            value if isinstance(value, bytes) else str(value).encode() for value in array.flat
-        )
+        values = [v if isinstance(v, bytes) else str(v).encode() for v in array.flat]
+        if tensor_content:
+            proto.tensor_content = _encode_string_list(values)
+        else:
+            proto.string_val.extend(values)
         return proto
-    proto.dtype = _NUMPY_TO_DTYPE[array.dtype]
-    proto.tensor_content = np.ascontiguousarray(array).tobytes()
+    proto.dtype = tf.as_dtype(array.dtype).as_datatype_enum
+    flat = np.ascontiguousarray(array).reshape(-1)
+    if tensor_content:
+        proto.tensor_content = flat.tobytes()
+        return proto
+    field = _AS_PROTO_FIELD.get(proto.dtype)
+    if field is None:
+        raise TypeError(f"cannot write a {dtype_name(proto.dtype)} tensor into a TensorProto")
+    if field == "half_val":
+        flat = flat.view(np.uint16)
+    elif field in ("scomplex_val", "dcomplex_val"):
+        flat = flat.view(flat.real.dtype)
+    getattr(proto, field).extend(flat.tolist())
     return proto
+
+
+def _encode_string_list(values: list[bytes]) -> bytes:
+    """TensorFlow's string `tensor_content`: every length as a varint32, then the bytes."""
+    lengths = bytearray()
+    for value in values:
+        length = len(value)
+        while length >= 0x80:
+            lengths.append((length & 0x7F) | 0x80)
+            length >>= 7
+        lengths.append(length)
+    return bytes(lengths) + b"".join(values)
+
+
+def _decode_string_list(content: bytes, count: int) -> list[bytes]:
+    """The inverse of `_encode_string_list`; TensorParseError unless it holds `count` strings."""
+    lengths, position = [], 0
+    for _ in range(count):
+        length, shift = 0, 0
+        while True:
+            if position >= len(content) or shift > 28:
+                raise TensorParseError("string content")
+            byte = content[position]
+            position += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        lengths.append(length)
+    if position + sum(lengths) != len(content):
+        raise TensorParseError("string content")
+    values = []
+    for length in lengths:
+        values.append(content[position : position + length])
+        position += length
+    return values

@@ -154,17 +154,29 @@ def test_health_reports_serving(channel):
 
 
 @pytest.mark.parametrize(
-    ("method", "request_type"),
+    ("method", "request_type", "message"),
     [
-        ("Classify", classification_pb2.ClassificationRequest),
-        ("Regress", regression_pb2.RegressionRequest),
-        ("MultiInference", inference_pb2.MultiInferenceRequest),
+        ("Classify", classification_pb2.ClassificationRequest, "No classification inputs"),
+        ("Regress", regression_pb2.RegressionRequest, "No regression inputs"),
+        ("MultiInference", inference_pb2.MultiInferenceRequest, "Unsupported signature"),
     ],
     ids=["Classify", "Regress", "MultiInference"],
 )
-def test_unimplemented_methods(stub, method, request_type):
+def test_inference_methods_on_a_predict_only_model(stub, method, request_type, message):
+    """The tiny model has no classification or regression signature: TF Serving's errors
+    (tests/test_serving_classify.py covers models that have them)."""
     error = rpc_error(getattr(stub, method), request_type())
-    assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # no model spec, or no name
+    request = request_type()
+    if method == "MultiInference":
+        task = request.tasks.add(method_name="tensorflow/serving/predict")
+        task.model_spec.name = MODEL
+    else:
+        request.model_spec.name = MODEL
+    error = rpc_error(getattr(stub, method), request)
+    expected = grpc.StatusCode.UNIMPLEMENTED if method == "MultiInference" else None
+    assert error.code() == (expected or grpc.StatusCode.INVALID_ARGUMENT), error.details()
+    assert error.details().startswith(message)
 
 
 def test_concurrent_requests_are_answered(client):

@@ -107,4 +107,4 @@ def test_bad_model_config_file(tmp_path, capsys):
     config = tmp_path / "models.config"
     config.write_text("model_config_list { config { name: 'm' base_path: 3 } ")
     code, _, err = run_engine(["serve", "--model-config-file", str(config)], capsys)
-    assert code == 2 and "not a text ModelServerConfig" in err
+    assert code == 2 and "Error parsing text-format tensorflow.serving.ModelServerConfig: 1:" in err

@@ -201,9 +201,10 @@ def _random_tensor(rng: random.Random) -> tensor_pb2.TensorProto:
         proto.tensor_shape.dim.add(size=1)
         proto.tensor_shape.dim.add(size=4)
         proto.float_val.extend(rng.random() for _ in range(rng.randrange(5, 40)))
-    elif kind == 4:  # wrong rank, right dtype
+    elif kind == 4:  # a rank the graph refuses, right dtype (it goes to the graph, as in TF
+        # Serving; a rank-3 window might be answered, so it is not fuzzed here)
         proto.dtype = types_pb2.DT_FLOAT
-        for _ in range(rng.choice([0, 1, 3, 5])):
+        for _ in range(rng.choice([0, 1])):
             proto.tensor_shape.dim.add(size=rng.randrange(1, 5))
         proto.float_val.append(1.0)
     elif kind == 5:  # unknown rank

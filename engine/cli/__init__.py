@@ -13,8 +13,9 @@ import sys
 import click
 
 from engine.cli.backtest import backtest_command
-from engine.cli.deploy import export_command, forecast, serve
+from engine.cli.deploy import export_command, forecast
 from engine.cli.equivalence import verify
+from engine.cli.serve import serve
 from engine.cli.training import baselines, evaluate_command, lr_find_command, train_command
 from engine.errors import InputError, RunFailed, first_line
 

@@ -1,4 +1,5 @@
-"""Commands that take a model to clients: `export`, `serve` and `forecast` (docs/cli.md)."""
+"""Commands that take a model to clients: `export` and `forecast` (docs/cli.md); `serve` is
+in engine/cli/serve.py."""
 
 from __future__ import annotations
 
@@ -117,101 +118,6 @@ def export_command(
     else:
         checks = "verified" if result.report is not None else "not verified (--no-verify)"
         say(f"exported version {result.version} to {result.path} ({checks})")
-
-
-@click.command("serve")
-@model_base_path_option
-@click.option(
-    "--model-name",
-    default=None,
-    help="Name clients ask for (with --model-base-path; default seqcast).",
-)
-@click.option(
-    "--model-config-file",
-    default=None,
-    help="A text ModelServerConfig (models.config) instead of --model-base-path.",
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option(
-    "--port",
-    default=8500,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="gRPC port (0: any free port).",
-)
-@click.option(
-    "--poll-seconds",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(min=0.01),
-    help="How often the base paths are checked for new versions.",
-)
-@click.option("--tls-cert", default=None, help="PEM certificate: serve over TLS (with --tls-key).")
-@click.option("--tls-key", default=None, help="PEM private key for --tls-cert.")
-@quiet_option
-def serve(
-    model_base_path,
-    model_name,
-    model_config_file,
-    host,
-    port,
-    poll_seconds,
-    tls_cert,
-    tls_key,
-    quiet,
-):
-    """Serve exported models over TensorFlow Serving's gRPC API until SIGTERM or SIGINT.
-
-    Prints one line when ready, then one line per version loaded or unloaded (not with
-    --quiet). New versions written into the base path are picked up while serving.
-    """
-    import signal
-    import threading
-
-    from serving.config import load_model_config, single_model_config
-    from serving.errors import ServingConfigError
-    from serving.server import ModelServer
-
-    if (model_config_file is None) == (model_base_path is None):
-        raise InputError("give either --model-base-path (and --model-name) or --model-config-file")
-    if model_config_file is not None and model_name is not None:
-        raise InputError("--model-name goes with --model-base-path; models.config names its models")
-
-    def event(message: str) -> None:
-        if not quiet:
-            click.echo(f"engine serve: {message}")
-
-    try:
-        if model_config_file is not None:
-            config = load_model_config(model_config_file)
-        else:
-            config = single_model_config(model_name or "seqcast", model_base_path)
-        server = ModelServer(
-            config,
-            host=host,
-            port=port,
-            poll_seconds=poll_seconds,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            on_event=event,
-        ).start()
-    except ServingConfigError as error:
-        raise InputError(str(error)) from error
-
-    stop = threading.Event()
-    for signal_number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signal_number, lambda *_: stop.set())
-    models = ", ".join(
-        f"{name} versions {versions or 'none yet'}"
-        for name, versions in server.manager.available().items()
-    )
-    scheme = "TLS" if tls_cert else "plaintext"
-    click.echo(f"engine serve: ready on {server.address} ({scheme}): {models}")
-    while not stop.wait(0.5):
-        pass
-    event("shutting down: finishing in-flight requests")
-    server.stop(grace=10.0)
-    event("stopped")
 
 
 @click.command("forecast")
