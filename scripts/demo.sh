@@ -44,8 +44,10 @@ test -s "$RUN_DIR/served_forecast.txt" || { echo "no forecast came back from the
 echo
 echo "== 6. the same server over TensorFlow Serving's REST API: serving_default, the next value"
 if command -v curl > /dev/null; then
-  # The last 400 values of a ramp: at least the trained window (the default model's is 384).
-  WINDOW=$(seq -s, 1 400)
+  # The course series' last 400 values (at least the trained window, 384 for the default
+  # model): the answer is the gRPC forecast's first step above.
+  WINDOW=$(.venv/bin/python -c "from engine.series.course import course_series
+print(','.join(f'{v:.6f}' for v in course_series()[1][-400:]))")
   curl --silent --show-error --max-time 30 \
     -d "{\"signature_name\": \"serving_default\", \"instances\": [[$WINDOW]]}" \
     "http://127.0.0.1:$REST_PORT/v1/models/seqcast:predict"
