@@ -275,7 +275,8 @@ class ModelManager:
             raise ServingError(
                 grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {name}"
             )
-        for version in sorted(states):
+        # Newest first: TF Serving's ServableStateMonitor keeps versions in descending order.
+        for version in sorted(states, reverse=True):
             entry = response.model_version_status.add(version=version, state=states[version].state)
             # TF Serving always sets `status`: error_code OK (0) and no message when healthy.
             entry.status.SetInParent()

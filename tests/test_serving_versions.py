@@ -133,6 +133,7 @@ def test_versions_appear_and_swap_under_load(server, client, base_path):
         assert versions == sorted(versions)  # never back to the old version
     assert server.manager.available()[MODEL] == [2]
     assert client.status(MODEL) == {1: "END", 2: "AVAILABLE"}
+    assert list(client.status(MODEL)) == [2, 1]  # newest first, as TF Serving lists them
     # The new version was AVAILABLE before the old one went.
     assert server.events.index(
         next(e for e in server.events if e.startswith(f"loaded {MODEL} version 2"))
