@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import serving_fixtures as fixtures
 import tensorflow as tf
+from cli_runner import engine_in_process
 from tensorflow_serving.apis import model_pb2, prediction_service_pb2_grpc
 
 from serving.batching import BatchingParameters, BatchingRunner, parse_batching_parameters
@@ -226,17 +227,6 @@ def test_batching_parameters_parse_as_tf_serving_reads_them(tmp_path):
         parse_batching_parameters("allowed_batch_sizes: 4", "b.txt")
 
 
-def run_engine(argv, capsys) -> tuple[int, str]:
-    from engine.cli import main
-
-    try:
-        main(argv)
-        status = 0
-    except SystemExit as done:
-        status = done.code
-    return status, capsys.readouterr().err
-
-
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
@@ -268,7 +258,7 @@ def test_engine_serve_refuses_bad_batching_parameter_files(
     if text is not None:
         path.write_text(text)
     argv = ["serve", "--model-base-path", str(base_path), "--port", "0", "--enable_batching"]
-    code, err = run_engine([*argv, "--batching_parameters_file", str(path)], capsys)
+    code, _, err = engine_in_process(capsys, *argv, "--batching_parameters_file", str(path))
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert fragment.replace("FILE", str(path)) in err
 
@@ -277,7 +267,7 @@ def test_engine_serve_wants_enable_batching_with_a_parameters_file(base_path, tm
     path = tmp_path / "batching.txt"
     path.write_text("max_batch_size { value: 8 }")
     argv = ["serve", "--model-base-path", str(base_path), "--batching-parameters-file", str(path)]
-    code, err = run_engine(argv, capsys)
+    code, _, err = engine_in_process(capsys, *argv)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert (
         "server_options.batching_parameters_file is set without setting "

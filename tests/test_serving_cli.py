@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import serving_fixtures as fixtures
+from cli_runner import engine_in_process
 from serving_fixtures import MODEL, WEIGHTS
 
 # The shared server's fixtures (pytest knows them as `base_path`, `server`, ...).
@@ -18,21 +19,9 @@ from serving_fixtures import tiny_server as tiny_server
 # --- engine forecast -------------------------------------------------------------------
 
 
-def run_engine(argv, capsys) -> tuple[int, str, str]:
-    from engine.cli import main
-
-    try:
-        main(argv)
-        status = 0
-    except SystemExit as done:
-        status = done.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
 def test_engine_forecast_outputs(server, capsys, tmp_path):
     base = ["forecast", "--server", server.address, "--model-name", MODEL]
-    status, out, _ = run_engine([*base, "--horizon", "5", "--json"], capsys)
+    status, out, _ = engine_in_process(capsys, *base, "--horizon", "5", "--json")
     assert status == 0
     payload = json.loads(out)
     assert list(payload) == ["model_spec", "forecast"]
@@ -45,21 +34,21 @@ def test_engine_forecast_outputs(server, capsys, tmp_path):
     expected = fixtures.reference_forecast(series[None, :].astype(np.float32), 5, *WEIGHTS[2])
     np.testing.assert_allclose(payload["forecast"], expected, rtol=1e-5)
 
-    status, out, _ = run_engine([*base, "--horizon", "3", "--csv"], capsys)
+    status, out, _ = engine_in_process(capsys, *base, "--horizon", "3", "--csv")
     lines = out.strip().splitlines()
     assert status == 0 and lines[0] == "step,forecast" and len(lines) == 4
 
     # The tiny model has no band: asking for one is bad input, before any forecast.
-    status, out, err = run_engine([*base, "--coverage", "0.8"], capsys)
+    status, out, err = engine_in_process(capsys, *base, "--coverage", "0.8")
     assert (status, out) == (2, "") and "has no band" in err and err.count("\n") == 1
-    status, out, err = run_engine(
-        [*base, "--signature", "serving_default", "--coverage", "0.8"], capsys
+    status, out, err = engine_in_process(
+        capsys, *base, "--signature", "serving_default", "--coverage", "0.8"
     )
     assert (status, out) == (2, "") and "serving_default signature has no band" in err
     assert lines[1].startswith(f"{len(series)},")
 
     plot = tmp_path / "forecast.png"
-    status, out, _ = run_engine([*base, "--version", "2", "--plot", str(plot)], capsys)
+    status, out, _ = engine_in_process(capsys, *base, "--version", "2", "--plot", str(plot))
     assert status == 0 and plot.stat().st_size > 1000
     assert "version 2" in out and len(out.strip().splitlines()) == 2 + 30 + 1
 
@@ -74,14 +63,14 @@ def test_engine_forecast_outputs(server, capsys, tmp_path):
     ],
 )
 def test_engine_forecast_errors(server, capsys, extra, status, fragment):
-    code, _, err = run_engine(["forecast", "--server", server.address, *extra], capsys)
+    code, _, err = engine_in_process(capsys, "forecast", "--server", server.address, *extra)
     assert code == status
     assert fragment in err and len(err.strip().splitlines()) == 1
 
 
 def test_engine_forecast_unreachable_server_exits_1(capsys):
-    code, _, err = run_engine(
-        ["forecast", "--server", "127.0.0.1:1", "--model-name", MODEL, "--timeout", "2"], capsys
+    code, _, err = engine_in_process(
+        capsys, "forecast", "--server", "127.0.0.1:1", "--model-name", MODEL, "--timeout", "2"
     )
     assert code == 1 and "UNAVAILABLE" in err
 
@@ -99,12 +88,12 @@ def test_engine_forecast_unreachable_server_exits_1(capsys):
     ],
 )
 def test_engine_serve_bad_arguments_exit_2(capsys, argv, fragment):
-    code, _, err = run_engine(argv, capsys)
+    code, _, err = engine_in_process(capsys, *argv)
     assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1
 
 
 def test_bad_model_config_file(tmp_path, capsys):
     config = tmp_path / "models.config"
     config.write_text("model_config_list { config { name: 'm' base_path: 3 } ")
-    code, _, err = run_engine(["serve", "--model-config-file", str(config)], capsys)
+    code, _, err = engine_in_process(capsys, "serve", "--model-config-file", str(config))
     assert code == 2 and "Error parsing text-format tensorflow.serving.ModelServerConfig: 1:" in err

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serving_fixtures as fixtures
+from cli_runner import engine_in_process
 
 from serving.client import ForecastClient
 from serving.config import single_model_config
@@ -31,17 +32,6 @@ def wait_for(predicate, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-def run_engine(argv, capsys) -> tuple[int, str]:
-    from engine.cli import main
-
-    try:
-        main(argv)
-        status = 0
-    except SystemExit as done:
-        status = done.code
-    return status, capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +106,7 @@ def test_models_config_is_reread_while_serving(base_path, tmp_path):
     ],
 )
 def test_engine_serve_refuses_bad_flags(base_path, capsys, argv, fragment):
-    code, err = run_engine(["serve", "--model-base-path", str(base_path), *argv], capsys)
+    code, _, err = engine_in_process(capsys, "serve", "--model-base-path", str(base_path), *argv)
     assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1
 
 
