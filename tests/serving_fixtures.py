@@ -15,9 +15,13 @@ by importing the fixtures; they are named for pytest (`server`, `stub`, ...) wit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -153,6 +157,32 @@ def write_version(
         if temporary.exists():
             shutil.rmtree(temporary)
     return target
+
+
+@contextlib.contextmanager
+def engine_serve_process(*args):
+    """`engine serve ARGS` in a fresh process from the repository root, stdout piped (text).
+    Leaving the block sends SIGTERM, which must end it with exit 0; a process still running
+    after a failure is killed."""
+    command = [sys.executable, "-m", "engine", "serve", *map(str, args)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        command,
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        yield process
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+        assert process.returncode == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def free_port() -> int:

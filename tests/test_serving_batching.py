@@ -5,10 +5,6 @@ an allowed batch size and of variable-length inputs, TF Serving's refusals, and 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from concurrent import futures
@@ -279,14 +275,10 @@ def test_engine_serve_batches_with_tf_servings_flags(base_path):
     """The command line as TF Serving's is spelled, with serving/deploy/'s parameters."""
     parameters = REPO / "serving" / "deploy" / "batching_parameters.txt"
     port = fixtures.free_port()
-    command = [sys.executable, "-m", "engine", "serve", "--model_base_path", str(base_path)]
-    command += [f"--port={port}", "--quiet", "--enable_batching"]
-    command += [f"--batching_parameters_file={parameters}"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
+    args = ["--model_base_path", base_path, f"--port={port}", "--quiet", "--enable_batching"]
+    with fixtures.engine_serve_process(
+        *args, f"--batching_parameters_file={parameters}"
+    ) as process:
         assert process.stdout.readline().startswith(f"engine serve: ready on 127.0.0.1:{port}")
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
@@ -294,10 +286,3 @@ def test_engine_serve_batches_with_tf_servings_flags(base_path):
             request = fixtures.window_request(window, model="seqcast")
             answer = tf.make_ndarray(stub.Predict(request, timeout=TIMEOUT).outputs["forecast"])
         np.testing.assert_allclose(answer, expected(window), rtol=1e-6)
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=60)
-        assert process.returncode == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()

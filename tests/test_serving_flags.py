@@ -4,10 +4,6 @@ accepted in TF Serving's spelling (`--grpc_socket_path`) and ours (`--grpc-socke
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -115,15 +111,10 @@ def test_engine_serve_with_tf_servings_flags(base_path, tmp_path):
     tensor_content responses; SIGTERM -> exit 0."""
     socket_path = tmp_path / "s.sock"
     port = fixtures.free_port()
-    command = [sys.executable, "-m", "engine", "serve", "--model-base-path", str(base_path)]
-    command += ["--model-name", "m", "--port", str(port), "--quiet"]
-    command += ["--grpc_socket_path", str(socket_path), "--enable_serialization_as_tensor_content"]
-    command += ["--grpc_channel_arguments", "grpc.max_connection_age_ms=60000"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
+    args = ["--model-base-path", base_path, "--model-name", "m", "--port", port, "--quiet"]
+    args += ["--grpc_socket_path", socket_path, "--enable_serialization_as_tensor_content"]
+    args += ["--grpc_channel_arguments", "grpc.max_connection_age_ms=60000"]
+    with fixtures.engine_serve_process(*args) as process:
         ready = process.stdout.readline().rstrip()
         assert ready == (
             f"engine serve: ready on 127.0.0.1:{port} and unix:{socket_path} (plaintext): "
@@ -133,10 +124,3 @@ def test_engine_serve_with_tf_servings_flags(base_path, tmp_path):
             _, response = client.predict("m", {"window": np.ones((1, 8), np.float32)})
             assert response.outputs["forecast"].tensor_content
             assert not response.outputs["forecast"].float_val
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=60)
-        assert process.returncode == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()

@@ -15,9 +15,6 @@ import json
 import os
 import random
 import re
-import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -499,14 +496,9 @@ def test_engine_serve_rest_flags_are_checked(capsys, tmp_path, base_path):
 def test_engine_serve_with_rest(tmp_path, base_path):
     monitoring = tmp_path / "monitoring.config"
     monitoring.write_text('prometheus_config { enable: true path: "/metrics" }')
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "engine", "serve", "--model-base-path", str(base_path)]
-    command += ["--model-name", "demo", "--port", "0", "--rest_api_port", "0", "--quiet"]
-    command += ["--monitoring_config_file", str(monitoring), "--rest-api-timeout-in-ms", "5000"]
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
+    args = ["--model-base-path", base_path, "--model-name", "demo", "--port", "0"]
+    args += ["--rest_api_port", "0", "--quiet", "--monitoring_config_file", monitoring]
+    with fixtures.engine_serve_process(*args, "--rest-api-timeout-in-ms", "5000") as process:
         first = process.stdout.readline().rstrip()
         assert first.startswith("engine serve: REST API on http://127.0.0.1:")
         assert first.endswith(", metrics at /metrics")
@@ -519,13 +511,6 @@ def test_engine_serve_with_rest(tmp_path, base_path):
         assert (status, text) == (200, '{\n    "predictions": [[3.25]\n    ]\n}')
         assert client.call("GET", "/metrics")[0] == 200
         client.connection.close()
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=60)
-        assert process.returncode == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 # --- classify and regress on a model that has them ----------------------------------------------
