@@ -5,7 +5,6 @@ accepted in TF Serving's spelling (`--grpc_socket_path`) and ours (`--grpc-socke
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +16,6 @@ from serving.config import single_model_config
 from serving.errors import ServingConfigError
 from serving.grpc_options import parse_channel_arguments
 from serving.server import ModelServer
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def wait_for(predicate, timeout: float = 30.0) -> bool:
