@@ -140,3 +140,44 @@ def test_real_series_shipped_in_pmdarima():
     assert infer_period(train, monthly).period is None
     taylor = datasets.load_taylor(as_series=True).to_numpy()
     assert infer_period(taylor[: int(round(0.8 * len(taylor)))]).period == 336
+
+
+def drifting_cycle(length, seed, shortest, longest):
+    """A sine whose cycle lengthens steadily from `shortest` to `longest` steps, plus noise."""
+    rng = np.random.default_rng(seed)
+    phase = np.cumsum(2 * np.pi / np.geomspace(shortest, longest, length))
+    return 10 * np.sin(phase) + rng.normal(0, 2, length)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_cycle_whose_length_wanders_is_no_season(seed):
+    """A cycle from 85 to 170 steps passes the season test near its middle length (acf 0.38
+    at 114, far above half way) but fades at twice that lag; one that keeps within 120 +- 7%
+    repeats there and stays a season, as does a true season of the same length."""
+    guess = infer_period(drifting_cycle(2400, seed, 85, 170))
+    assert guess.period is None and "a cycle, not a season" in guess.how, guess.how
+    assert infer_period(drifting_cycle(2400, seed, 112, 128)).period == 120
+    assert infer_period(seasonal(120, 2400, seed)).period == 120
+
+
+def test_the_sunspots_cycle_is_no_season_without_their_dates():
+    """Without the month column the autocorrelation peaks at 127 months, the solar cycle,
+    which fades at 254: no season, so the default is the non-seasonal model."""
+    from pmdarima import datasets
+
+    sunspots = datasets.load_sunspots(as_series=True).to_numpy()
+    guess = infer_period(sunspots[: int(round(0.8 * len(sunspots)))])
+    assert guess.period is None and "127" in guess.how and "fades at 254" in guess.how
+
+
+def test_a_csv_of_a_drifting_cycle_trains_the_non_seasonal_default(tmp_path):
+    from engine.training.config import TrainConfig
+    from engine.training.prepare import resolve_config
+
+    path = tmp_path / "cycle.csv"
+    path.write_text(
+        "value\n" + "".join(f"{v}\n" for v in drifting_cycle(3000, 0, 85, 170).tolist())
+    )
+    config = resolve_config(TrainConfig(data=str(path), split="0.8"))
+    assert config.period == 0 and "a cycle, not a season" in config.period_source
+    assert config.model == "ar-gru" and "without a season" in config.model_source

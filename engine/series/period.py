@@ -4,8 +4,10 @@ Candidates come from the date column's frequency (monthly -> 12, hourly -> 24 or
 or, without dates, from the peaks of the autocorrelation. A candidate `p` counts as a season
 when the autocorrelation of the linearly detrended training part at lag `p` is clearly
 positive and clearly above the one at half the period: a season repeats and is out of phase
-half-way, while a merely persistent series (a random walk, the sunspots) has an
-autocorrelation that only decays, high at `p/2` and lower at `p`.
+half-way, while a merely persistent series (a random walk) has an autocorrelation that
+only decays, high at `p/2` and lower at `p`. Where the training part holds three periods, a
+season must also repeat at `2p`: a quasi-cycle whose length wanders (the sunspots' cycle of
+about 11 years, 127 months in their autocorrelation) fades there, a calendar season does not.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ MIN_AUTOCORRELATION = 0.3
 MIN_ABOVE_HALF_PERIOD = 0.3
 #: The candidate must fit this many times into the training part.
 MIN_PERIODS = 2
+#: With three periods in the training part, the autocorrelation at twice the period must be at
+#: least this fraction of the one at the period (both per pair, so the longer lag is not
+#: shrunk): about 1 for a season, 0.32 for the sunspots' 127-month cycle.
+MIN_REPEAT = 0.5
 #: Periods of calendar data (week, months, day in hours or half-hours, year in days, ...).
 CALENDAR_PERIODS = (4, 7, 12, 24, 48, 52, 60, 168, 336, 365, 1440)
 
@@ -55,6 +61,20 @@ def season_score(acf: np.ndarray, period: int) -> tuple[float, float]:
 def is_season(acf: np.ndarray, period: int) -> bool:
     at_period, above_half = season_score(acf, period)
     return at_period >= MIN_AUTOCORRELATION and above_half >= MIN_ABOVE_HALF_PERIOD
+
+
+def repeat_ratio(train: np.ndarray, period: int) -> float | None:
+    """The per-pair autocorrelation at `2 * period` over the one at `period`; None when the
+    training part holds fewer than three periods (too few pairs at the longer lag)."""
+    if 3 * period > len(train):
+        return None
+    unbiased = autocorrelation(train, 2 * period, unbiased=True)
+    return float(unbiased[2 * period] / unbiased[period]) if unbiased[period] > 0 else 0.0
+
+
+def repeats(train: np.ndarray, period: int) -> bool:
+    ratio = repeat_ratio(train, period)
+    return ratio is None or ratio >= MIN_REPEAT
 
 
 def autocorrelation_peaks(acf: np.ndarray, count: int = 5) -> list[int]:
@@ -105,6 +125,15 @@ def infer_period(train: np.ndarray, frequency=None) -> PeriodGuess:
     if candidates is None:
         candidates = autocorrelation_peaks(acf)
     seasons = [p for p in candidates if is_season(acf, p)]
+    cycles = [p for p in seasons if not repeats(train, p)]
+    seasons = [p for p in seasons if p not in cycles]
+    if not seasons and cycles:
+        return PeriodGuess(
+            None,
+            f"no clear season in {source}: {cycles[0]} (acf {acf[cycles[0]]:.2f}) fades at "
+            f"{2 * cycles[0]} ({repeat_ratio(train, cycles[0]):.2f} of it per pair): a cycle, "
+            "not a season",
+        )
     if not seasons:
         tried = ", ".join(
             f"{p} (acf {season_score(acf, p)[0]:.2f}, {season_score(acf, p)[1]:+.2f} on half)"
