@@ -116,7 +116,11 @@ def study(args, work: Path) -> dict:
         extra = candidate_flags(flags_of[name], data_sets[data]["train"])
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower())
         flags = [*data_sets[data]["flags"], *extra, "--seed", str(seed)]
-        summary = train(flags, work / "runs" / f"{data}-{slug}-seed{seed}")
+        run_dir = work / "runs" / f"{data}-{slug}-seed{seed}"
+        if args.keep and (run_dir / "summary.json").exists():  # measured before: reuse
+            summary = json.loads((run_dir / "summary.json").read_text())
+        else:
+            summary = train(flags, run_dir)
         print(
             f"  {data:<16} {name:<20} seed {seed}: MAE {summary['val_mae']:.4f}",
             file=sys.stderr,
@@ -201,6 +205,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--jobs", type=int, default=1, help="runs at once")
     parser.add_argument("--work-dir", type=Path, help="keep the CSVs and runs here")
+    parser.add_argument(
+        "--keep", action="store_true", help="reuse runs the --work-dir already holds"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if len(args.candidate) < 2:

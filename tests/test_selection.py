@@ -106,3 +106,33 @@ def test_the_named_minimum_length_is_enough(tmp_path, capsys):
     )  # fmt: skip
     assert status == 0, err
     assert json.loads(out)["selection_points"] >= 1
+
+
+def test_the_refit_is_the_run_on_the_whole_training_part(tmp_path):
+    """The refit is exactly a run with no slice (same seed, initial weights, schedule and
+    data order) when the slice picked the last epoch; the band's residuals are the first
+    model's, the same with or without the refit, while the saved model is the refit's."""
+    small = TrainConfig(model="rnn", units=4, layers=1, epochs=2)
+    refitted = train(small.replace(refit=True, run_dir=str(tmp_path / "refit")), quiet=True)
+    assert refitted["best_epoch"] == 2  # the case the equality is about
+    assert refitted["refit"]["epochs"] == 2 and refitted["refit"]["points"] == 1000
+    whole = train(
+        small.replace(selection_fraction=0.0, run_dir=str(tmp_path / "whole")), quiet=True
+    )
+    assert whole["refit"] is None  # nothing held out, nothing to refit
+    assert refitted["val_mae"] == whole["val_mae"]
+    held_out = train(small.replace(run_dir=str(tmp_path / "held")), quiet=True)  # the default
+    assert held_out["refit"] is None and held_out["val_mae"] != refitted["val_mae"]
+    assert held_out["selection_mae"] == refitted["selection_mae"]
+    residuals = [
+        json.loads((tmp_path / name / "calibration.json").read_text())["residuals"]
+        for name in ("refit", "held")
+    ]
+    assert residuals[0] == residuals[1]
+    # Killed after its last epoch's checkpoint, a run resumes by refitting to the same model.
+    (tmp_path / "refit" / "model.keras").unlink()
+    resumed = train(small.replace(run_dir=str(tmp_path / "refit")), resume=True, quiet=True)
+    assert resumed["val_mae"] == refitted["val_mae"] and resumed["refit"] == {
+        **refitted["refit"],
+        "seconds": resumed["refit"]["seconds"],
+    }

@@ -120,6 +120,13 @@ def train_options(function):
             help="Stop after this many epochs without a better selection MAE (the best "
             "epoch's weights are restored either way).",
         ),
+        click.option(
+            "--refit/--no-refit",
+            default=None,
+            help="After the selection slice picks the best epoch, train that many epochs "
+            "again on the whole training part, slice included, and keep that model "
+            "(default: off, keep the best epoch's).",
+        ),
         click.option("--strategy", help="default (one device), mirrored or multi-worker."),
         click.option(
             "--replicas",

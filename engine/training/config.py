@@ -67,6 +67,7 @@ class TrainConfig:
     deterministic: bool = False
     fast: bool = True
     patience: int | None = None
+    refit: bool = False  # after the slice picks the epochs, train again on all the training part
     strategy: str = "default"
     replicas: int = 1
     run_dir: str = "runs/latest"

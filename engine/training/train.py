@@ -4,6 +4,7 @@ checkpoint, early-stop. Everything a run does is in `train()`, top to bottom.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -65,6 +66,65 @@ def selection_errors(predict, data: RunData) -> dict:
         float(np.std(errors, ddof=1) / np.sqrt(len(errors))) if len(errors) > 1 else 0.0
     )
     return {**forecast_errors(data.selection_targets, forecast), "mae_se": standard_error}
+
+
+def run_epoch(train_step, strategy, series, config: TrainConfig, epoch: int, progress, of: int):
+    """One pass over the windows of `series` in epoch `epoch`'s order (a function of the
+    seed and the epoch): `(mean loss, skipped steps)`. Raises `RunFailed` on divergence (a
+    skipped step is divergence unless the loss scale under mixed_float16 skipped it)."""
+    dataset = windowed_dataset(
+        series,
+        config.window_size,
+        config.batch_size,  # the global batch, split among the replicas
+        config.shuffle_buffer,
+        seed=epoch_shuffle_seed(config.seed, epoch),
+    )
+    steps = math.ceil((len(series) - config.window_size) / config.batch_size)
+    losses, skipped = [], 0
+    for done, (windows, targets) in enumerate(distribute_dataset(strategy, dataset), start=1):
+        loss, grads_finite = train_step(windows, targets)
+        if bool(grads_finite):
+            losses.append(float(loss))
+        else:
+            skipped += 1
+        progress.step(epoch, of, done, steps)
+    train_loss = float(np.mean(losses)) if losses else math.nan
+    if not math.isfinite(train_loss) or (config.precision != "mixed_float16" and skipped):
+        raise RunFailed(
+            f"training diverged in epoch {epoch} (non-finite loss); the last good "
+            f"checkpoint is in {Path(config.run_dir) / 'checkpoints'}; try a lower --lr or "
+            "clipping"
+        )
+    return train_loss, skipped
+
+
+def refit(config: TrainConfig, data: RunData, strategy, loss_fn, epochs: int, progress):
+    """The run's training again from its first step, on the whole training part (the
+    selection slice included), for the `epochs` the slice picked: the same seed, initial
+    weights and learning-rate schedule, with the training part's most recent points, the
+    nearest to what is forecast, no longer held out. Returns `(model, predict)`.
+
+    Not checkpointed: it is a function of the config and the best epoch alone, so a run
+    resumed after its last epoch simply refits again."""
+    import keras
+
+    whole = dataclasses.replace(data, selection=data.split)
+    keras.utils.set_random_seed(config.seed)
+    steps = steps_per_epoch(config, whole)
+    model, _, train_step = build_training(
+        config, whole, strategy, loss_fn, total_steps=steps * config.epochs
+    )
+    predict = make_predict(model)
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        loss, _ = run_epoch(train_step, strategy, whole.train, config, epoch, progress, epochs)
+        forecast = predict_in_batches(predict, data.valid_windows)
+        progress.line(
+            f"refit epoch {epoch}/{epochs}  loss {loss:.4f}  val_mae "
+            f"{forecast_errors(data.valid_targets, forecast)['mae']:.4f}  "
+            f"{time.perf_counter() - started:.1f}s"
+        )
+    return model, predict
 
 
 def resolve_run(config: TrainConfig, resume: bool) -> TrainConfig:
@@ -161,28 +221,9 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         current = int(epoch.numpy()) + 1
         epoch_started = time.perf_counter()
         lr = current_lr(optimizer)
-        dataset = windowed_dataset(
-            data.train,
-            config.window_size,
-            config.batch_size,  # the global batch, split among the replicas
-            config.shuffle_buffer,
-            seed=epoch_shuffle_seed(config.seed, current),
+        train_loss, skipped = run_epoch(
+            train_step, strategy, data.train, config, current, progress, config.epochs
         )
-        dataset = distribute_dataset(strategy, dataset)
-        losses, skipped = [], 0
-        for done, (windows, targets) in enumerate(dataset, start=1):
-            loss, grads_finite = train_step(windows, targets)
-            if bool(grads_finite):
-                losses.append(float(loss))
-            else:
-                skipped += 1
-            progress.step(current, config.epochs, done, steps)
-        train_loss = float(np.mean(losses)) if losses else math.nan
-        if not math.isfinite(train_loss) or (config.precision != "mixed_float16" and skipped):
-            raise RunFailed(
-                f"training diverged in epoch {current} (non-finite loss); the last good "
-                f"checkpoint is in {out.path / 'checkpoints'}; try a lower --lr or clipping"
-            )
 
         # --- evaluate (the selection slice picks, the validation part is reported) ---
         selection = selection_errors(predict, data)
@@ -234,13 +275,29 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
             )
             break
 
-    # --- finish: best weights, model, summary, plots ---------------------------------
+    # --- finish: best weights, the band, the refit, model, summary, plots ---------------
     if best_manager.latest_checkpoint:
         tf.train.Checkpoint(model=model).restore(best_manager.latest_checkpoint).expect_partial()
+    selection = selection_errors(predict, data)  # of the model that never saw the slice
+    # The band the exported `forecast` returns: this model's errors on the selection slice.
+    calibration, band_note = calibrate(
+        lambda windows: predict_in_batches(predict, windows),
+        data,
+        config.window_size,
+        config.interval_horizon or default_horizon(data.period),
+    )
+    refitted = None
+    if config.refit and data.selection < data.split:
+        refit_started = time.perf_counter()
+        model, predict = refit(config, data, strategy, loss_fn, int(best_epoch.numpy()), progress)
+        refitted = {
+            "epochs": int(best_epoch.numpy()),
+            "points": data.split,
+            "seconds": time.perf_counter() - refit_started,
+        }
     model.save(out.path / "model.keras")
     forecast = predict_in_batches(predict, data.valid_windows)
     val = forecast_errors(data.valid_targets, forecast)
-    selection = selection_errors(predict, data)
     summary = {
         "val_mae": val["mae"],
         "val_mse": val["mse"],
@@ -248,7 +305,9 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         "selection_points": int(len(data.selection_targets)),
         "epochs_run": int(epoch.numpy()),
         "best_epoch": int(best_epoch.numpy()),
-        "seconds": sum(entry["seconds"] for entry in history),
+        "refit": refitted,
+        "seconds": sum(entry["seconds"] for entry in history)
+        + (refitted["seconds"] if refitted else 0.0),
         "stop_reason": stop_reason,
         "weights": int(model.count_params()),
         "replicas": replicas,
@@ -258,13 +317,6 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         "baselines": compute_baselines(data.series, data.split, data.period),
         "config": config.as_dict(),
     }
-    # The band the exported `forecast` returns, calibrated on the selection slice.
-    calibration, band_note = calibrate(
-        lambda windows: predict_in_batches(predict, windows),
-        data,
-        config.window_size,
-        config.interval_horizon or default_horizon(data.period),
-    )
     if calibration is not None:
         _write_json(out.path / CALIBRATION_FILE, calibration)
         summary["calibration"] = {k: v for k, v in calibration.items() if k != "residuals"}
@@ -290,9 +342,9 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
     )
     progress.line(
         f"done in {time.perf_counter() - started:.1f}s ({stop_reason}); best epoch "
-        f"{summary['best_epoch']} (by selection MAE {selection['mae']:.4f}): validation MAE "
-        f"{val['mae']:.4f} (naive "
-        f"{summary['baselines']['naive']['mae']:.4f})"
+        f"{summary['best_epoch']} (by selection MAE {selection['mae']:.4f})"
+        + (f", refit on all {data.split} training points" if refitted else "")
+        + f": validation MAE {val['mae']:.4f} (naive {summary['baselines']['naive']['mae']:.4f})"
     )
     progress.line(band_note)
     progress.line(backtest_note)
