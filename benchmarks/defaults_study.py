@@ -18,7 +18,8 @@ points would make them optimistic, so a candidate default is scored here instead
 Each candidate is a name and the `engine train` flags that make it; the first is the
 present default. `{delta:X}` in a flag is replaced by X standard deviations of the data
 set's one-step changes over its training part, the unit the engine scales Huber's delta in
-(`engine/training/prepare.py`), so `--huber-delta {delta:1.35}` is the old rule.
+(`engine/training/prepare.py`), so `--huber-delta {delta:1.35}` is the old rule. A lone flag
+needs a space inside its quotes (`' --refit'`), or argparse takes it for an option of its own.
 
 The rule, fixed before any run: a candidate replaces the default only when its MAE (the
 mean over seeds) is lower on every data set. With fewer it is reported, not adopted.
@@ -101,6 +102,17 @@ def candidate_flags(flags: str, train_part: np.ndarray) -> list[str]:
     return resolved.split()
 
 
+def adopt(means: dict[str, dict[str, float]], names: list[str]) -> dict[str, bool]:
+    """The rule: `{candidate: adopted}` for every name but the first (the default), adopted
+    when its mean MAE is lower than the default's on every data set of `means`
+    (`{data set: {candidate: mean MAE}}`)."""
+    default = names[0]
+    return {
+        name: all(by_name[name] < by_name[default] for by_name in means.values())
+        for name in names[1:]
+    }
+
+
 def study(args, work: Path) -> dict:
     data_sets = write_data_sets(args.data, work)
     jobs = [
@@ -148,11 +160,7 @@ def study(args, work: Path) -> dict:
         }
         for data in args.data
     }
-    default = args.candidate[0][0]
-    verdicts = {
-        name: all(means[data][name] < means[data][default] for data in args.data)
-        for name, _ in args.candidate[1:]
-    }
+    verdicts = adopt(means, [name for name, _ in args.candidate])
     return {
         "candidates": dict(args.candidate),
         "seeds": args.seeds,
