@@ -1,5 +1,6 @@
 """The training loop: a `tf.function` step with `tf.GradientTape`, then evaluate, log,
-checkpoint, early-stop. Everything a run does is in `train()`, top to bottom.
+checkpoint, early-stop. Everything a run does is in `train()`, top to bottom; `run_epoch` is
+one pass of steps, and `refit` the optional second fit on the whole training part.
 """
 
 from __future__ import annotations
