@@ -51,10 +51,21 @@ sys.path.insert(0, str(ROOT))
 from accuracy import train, write_series  # noqa: E402
 
 from engine.series.course import COURSE_SPLIT, course_series  # noqa: E402
+from engine.series.load import load_series, split_index  # noqa: E402
 
 SUNSPOTS_TRAINING_PART = 2256  # round(0.8 * 2820): what the reported split trains on
 TAYLOR_TRAINING_PART = 3226  # round(0.8 * 4032)
 DELTA = re.compile(r"\{delta:([0-9.]+)\}")
+
+
+def training_part_csv(name: str, rows: int, work: Path) -> Path:
+    """`work/NAME-dev.csv`: the first `rows` values (with their header and any date column)
+    of accuracy.py's CSV of series `name`, the part its reported split trains on."""
+    whole, _, _ = write_series(name, work)
+    lines = Path(whole).read_text().splitlines()[: rows + 1]
+    path = work / f"{name}-dev.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def write_data_sets(names: list[str], work: Path) -> dict[str, dict]:
@@ -69,28 +80,20 @@ def write_data_sets(names: list[str], work: Path) -> dict[str, dict]:
             _, values = course_series(seed=noise_seed)
             path = work / f"{name}.csv"
             path.write_text("value\n" + "\n".join(map(repr, values.tolist())) + "\n")
-            flags = ["--data", str(path), "--column", "value", "--split", str(COURSE_SPLIT)]
-            flags += ["--period", "365"]
-            train_part = values[:COURSE_SPLIT]
+            column, split, extra = "value", str(COURSE_SPLIT), ["--period", "365"]
         elif name == "sunspots-dev":
-            whole, _, _ = write_series("sunspots", work)
-            lines = Path(whole).read_text().splitlines()[: SUNSPOTS_TRAINING_PART + 1]
-            path = work / "sunspots-dev.csv"
-            path.write_text("\n".join(lines) + "\n")
-            values = np.array([float(line.split(",")[1]) for line in lines[1:]])
-            flags = ["--data", str(path), "--column", "sunspots", "--split", "1974"]
-            train_part = values[: int(round(0.875 * len(values)))]
+            path = training_part_csv("sunspots", SUNSPOTS_TRAINING_PART, work)
+            column, split, extra = "sunspots", "1974", []
         elif name == "taylor-dev":
-            whole, _, _ = write_series("taylor", work)
-            lines = Path(whole).read_text().splitlines()[: TAYLOR_TRAINING_PART + 1]
-            path = work / "taylor-dev.csv"
-            path.write_text("\n".join(lines) + "\n")
-            values = np.array([float(line) for line in lines[1:]])
-            flags = ["--data", str(path), "--column", "demand", "--split", "0.8"]
-            train_part = values[: int(round(0.8 * len(values)))]
+            path = training_part_csv("taylor", TAYLOR_TRAINING_PART, work)
+            column, split, extra = "demand", "0.8", []
         else:
             raise SystemExit(f"unknown data set {name!r}")
-        data_sets[name] = {"flags": flags, "train": train_part.astype("float32")}
+        values = load_series(str(path), column=column).values
+        data_sets[name] = {
+            "flags": ["--data", str(path), "--column", column, "--split", split, *extra],
+            "train": values[: split_index(len(values), split)].astype("float32"),
+        }
     return data_sets
 
 
@@ -191,9 +194,9 @@ def print_table(result: dict, seeds: list[int]) -> None:
                 + f"{by_name[name]:>10.4f}{ratio:>12.4f}"
             )
     print()
-    for name, adopt in result["adopt"].items():
-        verdict = "ADOPT" if adopt else "KEEP the default"
-        print(f"{verdict}: {name!r} against {names[0]!r} (lower on every data set: {adopt})")
+    for name, adopted in result["adopt"].items():
+        verdict = "ADOPT" if adopted else "KEEP the default"
+        print(f"{verdict}: {name!r} against {names[0]!r} (lower on every data set: {adopted})")
 
 
 def main() -> None:

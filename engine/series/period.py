@@ -72,11 +72,6 @@ def repeat_ratio(train: np.ndarray, period: int) -> float | None:
     return float(unbiased[2 * period] / unbiased[period]) if unbiased[period] > 0 else 0.0
 
 
-def repeats(train: np.ndarray, period: int) -> bool:
-    ratio = repeat_ratio(train, period)
-    return ratio is None or ratio >= MIN_REPEAT
-
-
 def autocorrelation_peaks(acf: np.ndarray, count: int = 5) -> list[int]:
     """The `count` highest local maxima of `acf` at lags >= 2, highest first."""
     peaks = [
@@ -125,14 +120,15 @@ def infer_period(train: np.ndarray, frequency=None) -> PeriodGuess:
     if candidates is None:
         candidates = autocorrelation_peaks(acf)
     seasons = [p for p in candidates if is_season(acf, p)]
-    cycles = [p for p in seasons if not repeats(train, p)]
+    ratios = {p: repeat_ratio(train, p) for p in seasons}
+    cycles = [p for p, ratio in ratios.items() if ratio is not None and ratio < MIN_REPEAT]
     seasons = [p for p in seasons if p not in cycles]
     if not seasons and cycles:
+        cycle = cycles[0]
         return PeriodGuess(
             None,
-            f"no clear season in {source}: {cycles[0]} (acf {acf[cycles[0]]:.2f}) fades at "
-            f"{2 * cycles[0]} ({repeat_ratio(train, cycles[0]):.2f} of it per pair): a cycle, "
-            "not a season",
+            f"no clear season in {source}: {cycle} (acf {acf[cycle]:.2f}) fades at "
+            f"{2 * cycle} ({ratios[cycle]:.2f} of it per pair): a cycle, not a season",
         )
     if not seasons:
         tried = ", ".join(

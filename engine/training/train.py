@@ -69,18 +69,18 @@ def selection_errors(predict, data: RunData) -> dict:
     return {**forecast_errors(data.selection_targets, forecast), "mae_se": standard_error}
 
 
-def run_epoch(train_step, strategy, series, config: TrainConfig, epoch: int, progress, of: int):
-    """One pass over the windows of `series` in epoch `epoch`'s order (a function of the
+def run_epoch(train_step, strategy, data: RunData, config: TrainConfig, epoch: int, progress, of):
+    """One pass over the windows of `data.train` in epoch `epoch`'s order (a function of the
     seed and the epoch): `(mean loss, skipped steps)`. Raises `RunFailed` on divergence (a
     skipped step is divergence unless the loss scale under mixed_float16 skipped it)."""
     dataset = windowed_dataset(
-        series,
+        data.train,
         config.window_size,
         config.batch_size,  # the global batch, split among the replicas
         config.shuffle_buffer,
         seed=epoch_shuffle_seed(config.seed, epoch),
     )
-    steps = math.ceil((len(series) - config.window_size) / config.batch_size)
+    steps = steps_per_epoch(config, data)
     losses, skipped = [], 0
     for done, (windows, targets) in enumerate(distribute_dataset(strategy, dataset), start=1):
         loss, grads_finite = train_step(windows, targets)
@@ -118,7 +118,7 @@ def refit(config: TrainConfig, data: RunData, strategy, loss_fn, epochs: int, pr
     predict = make_predict(model)
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
-        loss, _ = run_epoch(train_step, strategy, whole.train, config, epoch, progress, epochs)
+        loss, _ = run_epoch(train_step, strategy, whole, config, epoch, progress, epochs)
         forecast = predict_in_batches(predict, data.valid_windows)
         progress.line(
             f"refit epoch {epoch}/{epochs}  loss {loss:.4f}  val_mae "
@@ -223,7 +223,7 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         epoch_started = time.perf_counter()
         lr = current_lr(optimizer)
         train_loss, skipped = run_epoch(
-            train_step, strategy, data.train, config, current, progress, config.epochs
+            train_step, strategy, data, config, current, progress, config.epochs
         )
 
         # --- evaluate (the selection slice picks, the validation part is reported) ---
