@@ -61,6 +61,12 @@ def baselines(data, column, date_column, split, moving_average_window, period, a
 @click.command("train")
 @train_options
 @click.option(
+    "--ensemble",
+    type=int,
+    help="Train N runs with seeds SEED, SEED+1, ... (in RUN_DIR/members/) and forecast "
+    "their mean (default 1: one run).",
+)
+@click.option(
     "--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint."
 )
 @quiet_option

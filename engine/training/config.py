@@ -68,6 +68,7 @@ class TrainConfig:
     fast: bool = True
     patience: int | None = None
     refit: bool = False  # after the slice picks the epochs, train again on all the training part
+    ensemble: int = 1  # members with seeds seed, seed+1, ...; the forecast is their mean
     strategy: str = "default"
     replicas: int = 1
     run_dir: str = "runs/latest"
@@ -123,6 +124,7 @@ class TrainConfig:
             "epochs",
             "replicas",
             "interval_horizon",
+            "ensemble",
         ):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
@@ -135,6 +137,16 @@ class TrainConfig:
             raise InputError("give at most one of --clip-norm, --clip-global-norm, --clip-value")
         if clips and not clips[0] > 0:
             raise InputError("a clipping threshold must be positive")
+        if self.ensemble > 1 and self.strategy == "multi-worker":
+            raise InputError(
+                "--ensemble trains its members one after another in one process: use "
+                "--strategy default or mirrored, or run each seed as a multi-worker run of its own"
+            )
+        if self.ensemble > 1 and self.refit:
+            raise InputError(
+                "--ensemble with --refit is not supported: the band is calibrated on the "
+                "selection slice, which refitted members would have trained on"
+            )
         if self.patience is not None and self.patience < 1:
             raise InputError("--patience must be at least 1")
         if self.patience is not None and self.selection_fraction == 0:

@@ -48,6 +48,21 @@ def plot_losses(metrics: list[dict], path: Path) -> Path:
     return _finish(plt, figure, left, path, "epoch", "loss")
 
 
+def plot_member_losses(histories: list[list[dict]], path: Path) -> Path:
+    """An ensemble's members side by side: training loss and validation MAE per epoch."""
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for index, metrics in enumerate(histories):
+        epochs = [m["epoch"] for m in metrics]
+        left.plot(epochs, [m["loss"] for m in metrics], label=f"member {index} training loss")
+        right.plot(epochs, [m["val_mae"] for m in metrics], label=f"member {index}")
+    left.set_yscale("log")
+    right.set_xlabel("epoch")
+    right.set_ylabel("validation MAE (series units)")
+    right.legend()
+    return _finish(plt, figure, left, path, "epoch", "loss")
+
+
 def plot_forecast(
     time: np.ndarray, truth: np.ndarray, forecast: np.ndarray, path: Path, title: str
 ) -> Path:

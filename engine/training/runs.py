@@ -29,6 +29,7 @@ def load_run(run_dir: str | Path, for_export: bool = True) -> LoadedRun:
     import cells  # noqa: F401 - registers our layers for deserialisation
     import engine.model.scaling  # noqa: F401
     from engine.model.builders import rebuild_with_custom_cells
+    from engine.model.ensemble import average_models, ensemble_members
     from engine.model.specs import MODELS
     from engine.training.intervals import read_calibration
 
@@ -43,9 +44,14 @@ def load_run(run_dir: str | Path, for_export: bool = True) -> LoadedRun:
     note = f"exported as trained ({config.cells} cells)"
     if for_export and config.cells == "keras":
         spec = MODELS[config.model]
-        model = rebuild_with_custom_cells(
-            model, config.model, config.units or spec.units, config.layers or spec.layers
-        )
+        members = ensemble_members(model) or [model]
+        rebuilt = [
+            rebuild_with_custom_cells(
+                member, config.model, config.units or spec.units, config.layers or spec.layers
+            )
+            for member in members
+        ]
+        model = average_models(rebuilt) if len(rebuilt) > 1 else rebuilt[0]
         note = "rebuilt with seqcast cells (weights copied from the Keras built-ins): CPU-servable"
     metadata = {
         "window_size": config.window_size,

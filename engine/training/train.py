@@ -1,6 +1,7 @@
 """The training loop: a `tf.function` step with `tf.GradientTape`, then evaluate, log,
 checkpoint, early-stop. Everything a run does is in `train()`, top to bottom; `run_epoch` is
-one pass of steps, and `refit` the optional second fit on the whole training part.
+one pass of steps, `refit` the optional second fit on the whole training part, and
+`finish_run` what every run (an ensemble's too) ends with.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def resolve_run(config: TrainConfig, resume: bool) -> TrainConfig:
             strategy=config.strategy,
             replicas=config.replicas,
         )
-    if (run_dir / "checkpoints").exists():
+    if (run_dir / "checkpoints").exists() or (run_dir / "members").exists():
         raise InputError(f"{run_dir} already holds a run: use --resume, or another --run-dir")
     return config
 
@@ -151,13 +152,16 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
     """Train per `config`; returns the summary that is also written to summary.json."""
     import keras
 
-    from engine.series.baselines import compute_baselines
-    from engine.training.backtest import backtest_model, default_horizon, summary_line
-    from engine.training.intervals import CALIBRATION_FILE, calibrate
-    from engine.training.plots import plot_forecast, plot_losses
+    from engine.training.backtest import default_horizon
+    from engine.training.intervals import calibrate
+    from engine.training.plots import plot_losses
 
     # --- setup -------------------------------------------------------------------
     config = resolve_config(resolve_run(config, resume)).validate()
+    if config.ensemble > 1:  # N runs of this function, then the mean of their forecasts
+        from engine.training.ensemble import train_ensemble
+
+        return train_ensemble(config, resume, quiet)
     strategy = make_strategy(config)  # first: devices and collectives precede TF's runtime
     run_dir = Path(config.run_dir)  # the run, read on --resume by every process
     out = write_dir(strategy, run_dir)  # what this process writes: run_dir on the chief
@@ -296,7 +300,41 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
             "points": data.split,
             "seconds": time.perf_counter() - refit_started,
         }
-    model.save(out.path / "model.keras")
+    facts = {
+        "epochs_run": int(epoch.numpy()),
+        "best_epoch": int(best_epoch.numpy()),
+        "refit": refitted,
+        "seconds": sum(entry["seconds"] for entry in history)
+        + (refitted["seconds"] if refitted else 0.0),
+        "stop_reason": stop_reason,
+        "replicas": replicas,
+    }
+    summary = finish_run(model, predict, config, data, out.path, selection, calibration, facts)
+    plot_losses(history, out.path / "plots" / "loss.png")
+    progress.line(
+        f"done in {time.perf_counter() - started:.1f}s ({stop_reason}); best epoch "
+        f"{summary['best_epoch']} (by selection MAE {selection['mae']:.4f})"
+        + (f", refit on all {data.split} training points" if refitted else "")
+        + f": validation MAE {summary['val_mae']:.4f} "
+        f"(naive {summary['baselines']['naive']['mae']:.4f})"
+    )
+    progress.line(band_note)
+    progress.line(summary.pop("_backtest_note"))
+    out.cleanup()  # a worker's temporary copy; never the run dir
+    return summary
+
+
+def finish_run(model, predict, config, data, out_path: Path, selection, calibration, facts):
+    """What every run ends with, for its final model (one, refitted, or an ensemble's mean):
+    model.keras, the validation figures, calibration.json, the backtest, summary.json and
+    plots/forecast.png. `facts` are the summary's keys about how the model was trained.
+    Returns the summary, with the backtest's one-line note under `_backtest_note`."""
+    from engine.series.baselines import compute_baselines
+    from engine.training.backtest import backtest_model, summary_line
+    from engine.training.intervals import CALIBRATION_FILE
+    from engine.training.plots import plot_forecast
+
+    model.save(out_path / "model.keras")
     forecast = predict_in_batches(predict, data.valid_windows)
     val = forecast_errors(data.valid_targets, forecast)
     summary = {
@@ -304,14 +342,8 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         "val_mse": val["mse"],
         "selection_mae": _json_number(selection["mae"]),
         "selection_points": int(len(data.selection_targets)),
-        "epochs_run": int(epoch.numpy()),
-        "best_epoch": int(best_epoch.numpy()),
-        "refit": refitted,
-        "seconds": sum(entry["seconds"] for entry in history)
-        + (refitted["seconds"] if refitted else 0.0),
-        "stop_reason": stop_reason,
+        **facts,
         "weights": int(model.count_params()),
-        "replicas": replicas,
         "data": data.description,
         "period": config.period or None,
         "period_source": config.period_source,
@@ -319,35 +351,25 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         "config": config.as_dict(),
     }
     if calibration is not None:
-        _write_json(out.path / CALIBRATION_FILE, calibration)
+        _write_json(out_path / CALIBRATION_FILE, calibration)
         summary["calibration"] = {k: v for k, v in calibration.items() if k != "residuals"}
     else:
-        (out.path / CALIBRATION_FILE).unlink(missing_ok=True)  # a resumed run's old one
+        (out_path / CALIBRATION_FILE).unlink(missing_ok=True)  # a resumed run's old one
         summary["calibration"] = None
     try:  # the multi-step figure the served `forecast` signature gives, on the same part
         summary["backtest"] = backtest_model(
-            model, data, config.window_size, run_dir=out.path, calibration=calibration
+            model, data, config.window_size, run_dir=out_path, calibration=calibration
         )
         backtest_note = summary_line(summary["backtest"])
     except InputError as error:  # a validation part shorter than the default horizon
         summary["backtest"], backtest_note = None, f"no backtest: {error}"
-    _write_json(out.path / "summary.json", summary)
-    plot_losses(history, out.path / "plots" / "loss.png")
+    _write_json(out_path / "summary.json", summary)
     valid_time = np.arange(data.split, data.split + len(forecast))
     plot_forecast(
         valid_time,
         data.valid_targets,
         forecast,
-        out.path / "plots" / "forecast.png",
+        out_path / "plots" / "forecast.png",
         f"{config.model}: validation MAE {val['mae']:.3f}",
     )
-    progress.line(
-        f"done in {time.perf_counter() - started:.1f}s ({stop_reason}); best epoch "
-        f"{summary['best_epoch']} (by selection MAE {selection['mae']:.4f})"
-        + (f", refit on all {data.split} training points" if refitted else "")
-        + f": validation MAE {val['mae']:.4f} (naive {summary['baselines']['naive']['mae']:.4f})"
-    )
-    progress.line(band_note)
-    progress.line(backtest_note)
-    out.cleanup()  # a worker's temporary copy; never the run dir
-    return summary
+    return {**summary, "_backtest_note": backtest_note}

@@ -1,0 +1,116 @@
+"""`engine train --ensemble N`: N whole runs that differ only in their seed, and the mean of
+their forecasts as the run's model.
+
+Member `i` is an ordinary run with seed `seed + i` in `RUN_DIR/members/i/` (its own
+checkpoints, selection, band, backtest and plots), so it equals `engine train --seed
+SEED+i` run alone, and `--resume` resumes the member that was cut off and skips the ones
+that finished. The run dir itself then holds what any run holds, for the mean forecast:
+model.keras (one Keras model, `engine.model.ensemble.average_models`), summary.json,
+calibration.json (the mean's errors on the selection slice, which no member trained on),
+the backtest and the plots.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from engine.training.config import TrainConfig
+from engine.training.progress import Progress
+
+MEMBERS_DIR = "members"
+
+
+def member_config(config: TrainConfig, index: int) -> TrainConfig:
+    """Member `index`'s config: the run's own, with seed `seed + index`, in `members/index`."""
+    return config.replace(
+        ensemble=1,
+        seed=config.seed + index,
+        run_dir=str(Path(config.run_dir) / MEMBERS_DIR / str(index)),
+    )
+
+
+def train_ensemble(config: TrainConfig, resume: bool, quiet: bool) -> dict:
+    """Train (or resume, or reuse) each member, then report the mean of their forecasts."""
+    import keras
+
+    import cells  # noqa: F401 - registers our layers for loading the members
+    import engine.model.scaling  # noqa: F401
+    from engine.model.ensemble import average_models
+    from engine.training.backtest import default_horizon
+    from engine.training.intervals import calibrate
+    from engine.training.plots import plot_member_losses
+    from engine.training.prepare import prepare_data
+    from engine.training.step import make_predict, predict_in_batches
+    from engine.training.train import (
+        _read_metrics,
+        finish_run,
+        selection_errors,
+        train,
+    )
+
+    progress = Progress(quiet)
+    run_dir = Path(config.run_dir)
+    (run_dir / "plots").mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.toml").write_text(config.to_toml())
+    started = time.perf_counter()
+    members = []
+    for index in range(config.ensemble):
+        member = member_config(config, index)
+        member_dir = Path(member.run_dir)
+        if (member_dir / "summary.json").is_file() and (member_dir / "model.keras").is_file():
+            progress.line(f"member {index + 1}/{config.ensemble} (seed {member.seed}): done before")
+            summary = json.loads((member_dir / "summary.json").read_text())
+        else:
+            progress.line(f"member {index + 1}/{config.ensemble} (seed {member.seed})")
+            interrupted = (member_dir / "checkpoints").exists()
+            summary = train(member, resume=resume and interrupted, quiet=quiet)
+        members.append((member, summary))
+
+    models = [keras.saving.load_model(Path(m.run_dir) / "model.keras") for m, _ in members]
+    model = average_models(models)
+    predict = make_predict(model)
+    data = prepare_data(config)
+    selection = selection_errors(predict, data)
+    calibration, band_note = calibrate(
+        lambda windows: predict_in_batches(predict, windows),
+        data,
+        config.window_size,
+        config.interval_horizon or default_horizon(data.period),
+    )
+    facts = {
+        "epochs_run": max(s["epochs_run"] for _, s in members),
+        "best_epoch": max(s["best_epoch"] for _, s in members),  # the latest member's
+        "refit": None,
+        "seconds": sum(s["seconds"] for _, s in members),
+        "stop_reason": "; ".join(sorted({s["stop_reason"] for _, s in members})),
+        "replicas": members[0][1]["replicas"],
+        "ensemble": {
+            "members": [
+                {
+                    "seed": m.seed,
+                    "run_dir": str(Path(MEMBERS_DIR) / str(index)),
+                    "val_mae": s["val_mae"],
+                    "selection_mae": s["selection_mae"],
+                    "best_epoch": s["best_epoch"],
+                }
+                for index, (m, s) in enumerate(members)
+            ],
+            "member_val_mae_mean": sum(s["val_mae"] for _, s in members) / len(members),
+        },
+    }
+    summary = finish_run(model, predict, config, data, run_dir, selection, calibration, facts)
+    plot_member_losses(
+        [_read_metrics(Path(m.run_dir) / "metrics.jsonl", m.epochs) for m, _ in members],
+        run_dir / "plots" / "loss.png",
+    )
+    member_maes = ", ".join(f"{s['val_mae']:.4f}" for _, s in members)
+    progress.line(
+        f"ensemble of {config.ensemble} done in {time.perf_counter() - started:.1f}s: "
+        f"validation MAE {summary['val_mae']:.4f} (members {member_maes}; naive "
+        f"{summary['baselines']['naive']['mae']:.4f})"
+    )
+    progress.line(band_note)
+    progress.line(summary.pop("_backtest_note"))
+    return summary

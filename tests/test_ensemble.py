@@ -1,0 +1,139 @@
+"""`engine train --ensemble N`: members are ordinary runs that differ only in their seed, the
+run's model forecasts their mean, and it resumes, exports and refuses as any run does."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from cli_runner import engine_in_process
+
+from engine.errors import InputError
+from engine.training.config import TrainConfig, load_config
+from engine.training.prepare import prepare_data
+from engine.training.train import train
+
+TINY = TrainConfig(model="ar-gru", units=4, epochs=2, seed=5)
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("ensemble") / "run"
+    config = TINY.replace(ensemble=2, run_dir=str(run_dir))
+    return config, train(config, quiet=True)
+
+
+def test_each_member_equals_a_run_of_its_own_seed(ensemble_run, tmp_path):
+    config, summary = ensemble_run
+    members = summary["ensemble"]["members"]
+    assert [m["seed"] for m in members] == [5, 6]
+    for member in members:  # the second member trained after the first, in one process
+        alone = TINY.replace(seed=member["seed"], run_dir=str(tmp_path / f"seed{member['seed']}"))
+        summary_alone = train(alone, quiet=True)
+        assert member["val_mae"] == summary_alone["val_mae"]
+        assert member["best_epoch"] == summary_alone["best_epoch"]
+
+
+def test_the_forecast_is_the_mean_of_the_members(ensemble_run):
+    config, summary = ensemble_run
+    run_dir = config.run_dir
+    import cells  # noqa: F401 - registers the layers the models are made of
+    import engine.model.scaling  # noqa: F401
+
+    model = keras.saving.load_model(f"{run_dir}/model.keras")
+    members = [keras.saving.load_model(f"{run_dir}/members/{i}/model.keras") for i in (0, 1)]
+    data = prepare_data(load_config(f"{run_dir}/config.toml"))
+    windows = data.valid_windows
+    each = np.stack([m.predict(windows, verbose=0)[:, 0] for m in members]).astype("float64")
+    mean = each.mean(axis=0)
+    np.testing.assert_allclose(model.predict(windows, verbose=0)[:, 0], mean, rtol=0, atol=1e-4)
+    # The reported figures are the mean forecast's, and the members' are kept beside them.
+    expected_mae = np.abs(data.valid_targets - mean).mean()
+    assert summary["val_mae"] == pytest.approx(expected_mae, rel=1e-5)
+    member_maes = [np.abs(data.valid_targets - one).mean() for one in each]
+    assert [m["val_mae"] for m in summary["ensemble"]["members"]] == pytest.approx(
+        member_maes, rel=1e-5
+    )
+    # The absolute error is convex: the mean's MAE is never above the members' mean MAE.
+    assert summary["val_mae"] <= summary["ensemble"]["member_val_mae_mean"] + 1e-6
+    saved = json.loads(open(f"{run_dir}/summary.json").read())
+    assert saved["val_mae"] == summary["val_mae"] and saved["config"]["ensemble"] == 2
+    assert summary["calibration"]["origins"] > 0 and summary["backtest"]["origins"] > 0
+
+
+def test_a_resume_reuses_finished_members_and_an_existing_run_is_refused(ensemble_run):
+    config, summary = ensemble_run
+    with pytest.raises(InputError, match="already holds a run"):
+        train(config, quiet=True)
+    again = train(config, resume=True, quiet=True)  # both members finished: nothing retrained
+    assert again["val_mae"] == summary["val_mae"]
+    assert [m["val_mae"] for m in again["ensemble"]["members"]] == [
+        m["val_mae"] for m in summary["ensemble"]["members"]
+    ]
+
+
+def test_a_member_cut_off_resumes_from_its_checkpoint(ensemble_run, tmp_path, monkeypatch):
+    """Interrupted in member 1's second epoch: `--resume` keeps member 0, resumes member 1
+    after its first epoch, and ends where the uninterrupted run ended."""
+    config, whole = ensemble_run
+    import engine.training.train as loop
+
+    passes, real_run_epoch = [], loop.run_epoch
+
+    def interrupted(*args, **kwargs):
+        passes.append(1)
+        if len(passes) == 4:  # member 0: epochs 1, 2; member 1: epoch 1, then this
+            raise KeyboardInterrupt
+        return real_run_epoch(*args, **kwargs)
+
+    cut = config.replace(run_dir=str(tmp_path / "run"))
+    monkeypatch.setattr(loop, "run_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(cut, quiet=True)
+    assert (tmp_path / "run/members/0/summary.json").is_file()
+    assert not (tmp_path / "run/members/1/summary.json").exists()
+    passes.clear()
+
+    def counted(*args, **kwargs):
+        passes.append(1)
+        return real_run_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "run_epoch", counted)
+    resumed = train(cut, resume=True, quiet=True)
+    assert len(passes) == 1  # member 1's second epoch, nothing else trained again
+    member_1 = json.loads((tmp_path / "run/members/1/metrics.jsonl").read_text().splitlines()[-1])
+    assert member_1["epoch"] == 2
+    assert resumed["val_mae"] == whole["val_mae"]
+
+
+def test_the_exported_ensemble_serves_the_mean(ensemble_run, tmp_path, capsys):
+    config, _ = ensemble_run
+    base = tmp_path / "models"
+    code, out, err = engine_in_process(
+        capsys, "export", config.run_dir, "--model-base-path", str(base), "--no-verify"
+    )
+    assert code == 0, err
+    import cells  # noqa: F401
+    import engine.model.scaling  # noqa: F401
+
+    model = keras.saving.load_model(f"{config.run_dir}/model.keras")
+    served = tf.saved_model.load(str(base / "1")).signatures["serving_default"]
+    windows = prepare_data(load_config(f"{config.run_dir}/config.toml")).valid_windows[:4]
+    answer = served(window=tf.constant(windows))["forecast"].numpy()
+    np.testing.assert_allclose(answer, model.predict(windows, verbose=0), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--ensemble", "0"], "--ensemble must be at least 1"),
+        (["--ensemble", "2", "--refit"], "--ensemble with --refit is not supported"),
+        (["--ensemble", "2", "--strategy", "multi-worker"], "one after another in one process"),
+    ],
+)
+def test_bad_ensemble_flags_are_one_line_and_exit_2(flags, fragment, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code, _, err = engine_in_process(capsys, "train", "--run-dir", str(run_dir), *flags)
+    assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1
+    assert not run_dir.exists()
