@@ -29,6 +29,10 @@ mean over seeds) is lower on every data set. With fewer it is reported, not adop
         --candidate 'delta 1.35' '--huber-delta {delta:1.35}' \\
         --seeds 1 2 3 --jobs 2
 
+For a candidate whose runs are ensembles (`--ensemble N`), the study also prints, beside the
+rule and deciding nothing, the mean and standard deviation of all the members' MAEs (single
+runs of every seed involved) and the candidate's own standard deviation over the seeds.
+
 `--json` prints every run. Exit 0 whatever the figures; 1 when a run fails.
 """
 
@@ -115,6 +119,22 @@ def adopt(means: dict[str, dict[str, float]], names: list[str]) -> dict[str, boo
     }
 
 
+def spread(runs: list[dict], data: str, name: str) -> dict | None:
+    """Beside the rule, for a candidate whose runs have members (`--ensemble`): the mean and
+    standard deviation of all its members' MAEs, single runs of every seed involved, and the
+    standard deviation of the candidate's own MAEs over the seeds. None without members."""
+    own = [r for r in runs if (r["data"], r["candidate"]) == (data, name)]
+    members = [mae for r in own for mae in r.get("members", [])]
+    if len(members) < 2 or len(own) < 2:
+        return None
+    return {
+        "members": len(members),
+        "members_mean": statistics.mean(members),
+        "members_sd": statistics.stdev(members),
+        "candidate_sd": statistics.stdev(r["mae"] for r in own),
+    }
+
+
 def study(args, work: Path) -> dict:
     data_sets = write_data_sets(args.data, work)
     jobs = [
@@ -149,6 +169,8 @@ def study(args, work: Path) -> dict:
             "selection_mae": summary["selection_mae"],
             "best_epoch": summary["best_epoch"],
             "seconds": summary["seconds"],
+            # An --ensemble run's members are single runs of their own seeds.
+            "members": [m["val_mae"] for m in (summary.get("ensemble") or {}).get("members", [])],
         }
 
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -163,12 +185,16 @@ def study(args, work: Path) -> dict:
         for data in args.data
     }
     verdicts = adopt(means, [name for name, _ in args.candidate])
+    spreads = {
+        data: {name: spread(runs, data, name) for name, _ in args.candidate} for data in args.data
+    }
     return {
         "candidates": dict(args.candidate),
         "seeds": args.seeds,
         "runs": runs,
         "means": means,
         "adopt": verdicts,
+        "spread": spreads,
     }
 
 
@@ -192,6 +218,19 @@ def print_table(result: dict, seeds: list[int]) -> None:
                 f"  {data:<16} {name:<20}"
                 + "".join(f"{maes[s]:>10.4f}" for s in seeds)
                 + f"{by_name[name]:>10.4f}{ratio:>12.4f}"
+            )
+    spreads = [
+        (data, name, figures)
+        for data, by_name in result["spread"].items()
+        for name, figures in by_name.items()
+        if figures
+    ]
+    if spreads:
+        print("\nBeside the rule: the members, single runs of every seed involved")
+        for data, name, f in spreads:
+            print(
+                f"  {data:<16} {name:<20} {f['members']} members: mean {f['members_mean']:.4f}, "
+                f"sd {f['members_sd']:.4f}; the candidate's sd over seeds {f['candidate_sd']:.4f}"
             )
     print()
     for name, adopted in result["adopt"].items():

@@ -52,3 +52,18 @@ def test_the_rule_needs_every_data_set():
         "b": {"default": 10.0, "better": 9.99, "mixed": 10.01, "tied": 9.0},
     }
     assert defaults_study.adopt(means, names) == {"better": True, "mixed": False, "tied": False}
+
+
+def test_the_spread_beside_the_rule_reads_an_ensembles_members():
+    runs = [
+        {"data": "a", "candidate": "ensemble", "mae": 4.0, "members": [4.1, 4.2, 4.3]},
+        {"data": "a", "candidate": "ensemble", "mae": 4.2, "members": [4.0, 4.5, 4.6]},
+        {"data": "a", "candidate": "default", "mae": 4.1, "members": []},
+        {"data": "a", "candidate": "default", "mae": 4.3, "members": []},
+    ]
+    figures = defaults_study.spread(runs, "a", "ensemble")
+    assert figures["members"] == 6
+    assert figures["members_mean"] == pytest.approx(np.mean([4.1, 4.2, 4.3, 4.0, 4.5, 4.6]))
+    assert figures["members_sd"] == pytest.approx(np.std([4.1, 4.2, 4.3, 4.0, 4.5, 4.6], ddof=1))
+    assert figures["candidate_sd"] == pytest.approx(np.std([4.0, 4.2], ddof=1))
+    assert defaults_study.spread(runs, "a", "default") is None

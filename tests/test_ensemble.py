@@ -137,3 +137,21 @@ def test_bad_ensemble_flags_are_one_line_and_exit_2(flags, fragment, tmp_path, c
     code, _, err = engine_in_process(capsys, "train", "--run-dir", str(run_dir), *flags)
     assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1
     assert not run_dir.exists()
+
+
+def test_an_ensemble_of_keras_cells_is_rebuilt_member_by_member_for_export(tmp_path):
+    from engine.model.ensemble import ensemble_members
+    from engine.training.runs import load_run
+
+    config = TINY.replace(ensemble=2, cells="keras", epochs=1, run_dir=str(tmp_path / "run"))
+    train(config, quiet=True)
+    as_trained = load_run(config.run_dir, for_export=False).model
+    rebuilt = load_run(config.run_dir).model
+    members = ensemble_members(rebuilt)
+    assert len(members) == 2
+    recurrent = [layer for m in members for layer in m.layers if "recurrent" in layer.name]
+    assert recurrent and all(type(layer).__module__.startswith("cells") for layer in recurrent)
+    windows = prepare_data(load_config(f"{config.run_dir}/config.toml")).valid_windows[:8]
+    np.testing.assert_allclose(
+        rebuilt.predict(windows, verbose=0), as_trained.predict(windows, verbose=0), atol=1e-4
+    )
