@@ -107,6 +107,26 @@ def test_a_member_cut_off_resumes_from_its_checkpoint(ensemble_run, tmp_path, mo
     assert resumed["val_mae"] == whole["val_mae"]
 
 
+def test_with_refit_the_band_stays_the_best_epochs_mean_and_the_refits_mean_is_kept(
+    ensemble_run, tmp_path
+):
+    config, plain = ensemble_run
+    refitted = train(config.replace(refit=True, run_dir=str(tmp_path / "refit")), quiet=True)
+    # The slice picked and calibrated with the same best-epoch members as without --refit ...
+    assert refitted["selection_mae"] == plain["selection_mae"]
+    band = json.loads((tmp_path / "refit" / "calibration.json").read_text())
+    band_plain = json.loads(open(f"{config.run_dir}/calibration.json").read())
+    assert band["residuals"] == band_plain["residuals"]
+    # ... and the model reported is the mean of the refitted members, each its own run's.
+    assert refitted["refit"]["points"] == 1000
+    assert [m["refit_epochs"] for m in refitted["ensemble"]["members"]] == [2, 2]
+    assert refitted["val_mae"] != plain["val_mae"]
+    member_maes = [m["val_mae"] for m in refitted["ensemble"]["members"]]
+    for index, mae in enumerate(member_maes):
+        alone = json.loads((tmp_path / f"refit/members/{index}/summary.json").read_text())
+        assert alone["val_mae"] == mae and alone["refit"] is not None
+
+
 def test_the_exported_ensemble_serves_the_mean(ensemble_run, tmp_path, capsys):
     config, _ = ensemble_run
     base = tmp_path / "models"
@@ -128,7 +148,6 @@ def test_the_exported_ensemble_serves_the_mean(ensemble_run, tmp_path, capsys):
     "flags, fragment",
     [
         (["--ensemble", "0"], "--ensemble must be at least 1"),
-        (["--ensemble", "2", "--refit"], "--ensemble with --refit is not supported"),
         (["--ensemble", "2", "--strategy", "multi-worker"], "one after another in one process"),
     ],
 )

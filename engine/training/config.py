@@ -142,11 +142,6 @@ class TrainConfig:
                 "--ensemble trains its members one after another in one process: use "
                 "--strategy default or mirrored, or run each seed as a multi-worker run of its own"
             )
-        if self.ensemble > 1 and self.refit:
-            raise InputError(
-                "--ensemble with --refit is not supported: the band is calibrated on the "
-                "selection slice, which refitted members would have trained on"
-            )
         if self.patience is not None and self.patience < 1:
             raise InputError("--patience must be at least 1")
         if self.patience is not None and self.selection_fraction == 0:

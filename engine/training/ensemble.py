@@ -6,7 +6,8 @@ checkpoints, selection, band, backtest and plots), so it equals `engine train --
 SEED+i` run alone, and `--resume` resumes the member that was cut off and skips the ones
 that finished. The run dir itself then holds what any run holds, for the mean forecast:
 model.keras (one Keras model, `engine.model.ensemble.average_models`), summary.json,
-calibration.json (the mean's errors on the selection slice, which no member trained on),
+calibration.json (the mean's errors on the selection slice, which no member trained on:
+with `--refit`, the mean of the members' best-epoch models, kept as model.selected.keras),
 the backtest and the plots.
 """
 
@@ -44,6 +45,7 @@ def train_ensemble(config: TrainConfig, resume: bool, quiet: bool) -> dict:
     from engine.training.prepare import prepare_data
     from engine.training.step import make_predict, predict_in_batches
     from engine.training.train import (
+        SELECTED_MODEL_FILE,
         _read_metrics,
         finish_run,
         selection_errors,
@@ -68,10 +70,17 @@ def train_ensemble(config: TrainConfig, resume: bool, quiet: bool) -> dict:
             summary = train(member, resume=resume and interrupted, quiet=quiet)
         members.append((member, summary))
 
-    models = [keras.saving.load_model(Path(m.run_dir) / "model.keras") for m, _ in members]
-    model = average_models(models)
-    predict = make_predict(model)
+    def mean_of(file_name: str):
+        """The mean of the members' `file_name` models, and its predict function."""
+        paths = [Path(m.run_dir) / file_name for m, _ in members]
+        mean = average_models([keras.saving.load_model(path) for path in paths])
+        return mean, make_predict(mean)
+
     data = prepare_data(config)
+    # The slice picks and calibrates with the best epochs' models, which never trained on it;
+    # with --refit the refitted members' mean is then the one reported and exported.
+    refitted = [s["refit"] for _, s in members if s["refit"]]
+    model, predict = mean_of(SELECTED_MODEL_FILE if refitted else "model.keras")
     selection = selection_errors(predict, data)
     calibration, band_note = calibrate(
         lambda windows: predict_in_batches(predict, windows),
@@ -79,10 +88,18 @@ def train_ensemble(config: TrainConfig, resume: bool, quiet: bool) -> dict:
         config.window_size,
         config.interval_horizon or default_horizon(data.period),
     )
+    if refitted:
+        model, predict = mean_of("model.keras")
     facts = {
         "epochs_run": max(s["epochs_run"] for _, s in members),
         "best_epoch": max(s["best_epoch"] for _, s in members),  # the latest member's
-        "refit": None,
+        "refit": {
+            "epochs": max(r["epochs"] for r in refitted),  # the latest member's
+            "points": refitted[0]["points"],
+            "seconds": sum(r["seconds"] for r in refitted),
+        }
+        if refitted
+        else None,
         "seconds": sum(s["seconds"] for _, s in members),
         "stop_reason": "; ".join(sorted({s["stop_reason"] for _, s in members})),
         "replicas": members[0][1]["replicas"],
@@ -94,6 +111,7 @@ def train_ensemble(config: TrainConfig, resume: bool, quiet: bool) -> dict:
                     "val_mae": s["val_mae"],
                     "selection_mae": s["selection_mae"],
                     "best_epoch": s["best_epoch"],
+                    "refit_epochs": s["refit"]["epochs"] if s["refit"] else None,
                 }
                 for index, (m, s) in enumerate(members)
             ],

@@ -33,6 +33,8 @@ from engine.training.prepare import (
 from engine.training.progress import Progress
 from engine.training.step import build_training, make_predict, predict_in_batches
 
+SELECTED_MODEL_FILE = "model.selected.keras"  # with --refit: the best epoch's model
+
 
 def epoch_shuffle_seed(seed: int, epoch: int) -> int:
     """The data order of epoch `epoch` is a function of (seed, epoch) alone, so a resumed
@@ -294,6 +296,8 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
     refitted = None
     if config.refit and data.selection < data.split:
         refit_started = time.perf_counter()
+        # Kept beside the refit: an ensemble calibrates its mean's band on these models.
+        model.save(out.path / SELECTED_MODEL_FILE)
         model, predict = refit(config, data, strategy, loss_fn, int(best_epoch.numpy()), progress)
         refitted = {
             "epochs": int(best_epoch.numpy()),
