@@ -2,6 +2,7 @@
 run's model forecasts their mean, and it resumes, exports and refuses as any run does."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -71,6 +72,16 @@ def test_a_resume_reuses_finished_members_and_an_existing_run_is_refused(ensembl
     assert [m["val_mae"] for m in again["ensemble"]["members"]] == [
         m["val_mae"] for m in summary["ensemble"]["members"]
     ]
+
+
+def test_a_resume_with_more_epochs_trains_every_member_on(ensemble_run, tmp_path):
+    config, _ = ensemble_run
+    shutil.copytree(config.run_dir, tmp_path / "run")
+    longer = train(config.replace(run_dir=str(tmp_path / "run"), epochs=3), resume=True, quiet=True)
+    assert longer["epochs_run"] == 3
+    for index in (0, 1):
+        metrics = (tmp_path / f"run/members/{index}/metrics.jsonl").read_text().splitlines()
+        assert [json.loads(line)["epoch"] for line in metrics] == [1, 2, 3]
 
 
 def test_a_member_cut_off_resumes_from_its_checkpoint(ensemble_run, tmp_path, monkeypatch):

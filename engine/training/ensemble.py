@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from engine.training.config import TrainConfig
+from engine.training.config import TrainConfig, load_config
 from engine.training.progress import Progress
 
 MEMBERS_DIR = "members"
@@ -30,6 +30,13 @@ def member_config(config: TrainConfig, index: int) -> TrainConfig:
         seed=config.seed + index,
         run_dir=str(Path(config.run_dir) / MEMBERS_DIR / str(index)),
     )
+
+
+def finished(member: TrainConfig) -> bool:
+    """Whether the member's run dir holds a finished run of `member.epochs` epochs."""
+    member_dir = Path(member.run_dir)
+    done = (member_dir / "summary.json").is_file() and (member_dir / "model.keras").is_file()
+    return done and load_config(member_dir / "config.toml").epochs == member.epochs
 
 
 def train_ensemble(config: TrainConfig, resume: bool, quiet: bool) -> dict:
@@ -61,10 +68,10 @@ def train_ensemble(config: TrainConfig, resume: bool, quiet: bool) -> dict:
     for index in range(config.ensemble):
         member = member_config(config, index)
         member_dir = Path(member.run_dir)
-        if (member_dir / "summary.json").is_file() and (member_dir / "model.keras").is_file():
+        if finished(member):
             progress.line(f"member {index + 1}/{config.ensemble} (seed {member.seed}): done before")
             summary = json.loads((member_dir / "summary.json").read_text())
-        else:
+        else:  # not begun, cut off, or resumed with more --epochs than it ran
             progress.line(f"member {index + 1}/{config.ensemble} (seed {member.seed})")
             interrupted = (member_dir / "checkpoints").exists()
             summary = train(member, resume=resume and interrupted, quiet=quiet)
