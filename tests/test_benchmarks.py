@@ -1,9 +1,12 @@
 """The parts of benchmarks/ whose figures the README quotes and that can be wrong without
 being slow: here, the ops counted by benchmarks/step_floor.py."""
 
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -45,3 +48,28 @@ def test_a_stacked_lstm_step_has_only_the_work_the_recurrence_needs():
     assert ops[("Sigmoid", (batch, units))] == 3 * 2 * window
     assert ops[("Tanh", (batch, units))] == 2 * 2 * window
     assert sum(ops.values()) == products + 5 * 2 * window
+
+
+def test_the_course_noise_floor_is_the_mean_absolute_noise_of_the_validation_part():
+    import noise_floor
+
+    noise = 5.0 * np.random.RandomState(42).randn(4 * 365 + 1)[1000:]
+    assert noise_floor.noise_floor(42) == pytest.approx(np.abs(noise).mean(), rel=1e-9)
+    floors = [noise_floor.noise_floor(seed) for seed in range(1, 41)]
+    assert np.mean(floors) == pytest.approx(5 * np.sqrt(2 / np.pi), abs=0.05)
+
+
+def test_the_noise_floor_counts_each_training_seed_once(tmp_path):
+    import noise_floor
+
+    def write(name, summary):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "summary.json").write_text(json.dumps(summary))
+
+    write("course-noise1-default-seed1", {"config": {"seed": 1}, "val_mae": 4.3})
+    members = [{"seed": 1, "val_mae": 4.3}, {"seed": 2, "val_mae": 4.2}]
+    write("course-noise1-ensemble-3-seed1", {"ensemble": {"members": members}, "val_mae": 4.1})
+    assert noise_floor.study_runs(tmp_path) == {1: [4.3, 4.2]}
+    write("course-noise1-other-seed1", {"config": {"seed": 1}, "val_mae": 4.0})
+    with pytest.raises(SystemExit, match="differ"):
+        noise_floor.study_runs(tmp_path)
