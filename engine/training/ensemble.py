@@ -125,7 +125,9 @@ def train_ensemble(config: TrainConfig, resume: bool, quiet: bool) -> dict:
             "member_val_mae_mean": sum(s["val_mae"] for _, s in members) / len(members),
         },
     }
-    summary = finish_run(model, predict, config, data, run_dir, selection, calibration, facts)
+    summary, backtest_note = finish_run(
+        model, predict, config, data, run_dir, selection, calibration, facts
+    )
     plot_member_losses(
         [_read_metrics(Path(m.run_dir) / "metrics.jsonl", m.epochs) for m, _ in members],
         run_dir / "plots" / "loss.png",
@@ -137,5 +139,5 @@ def train_ensemble(config: TrainConfig, resume: bool, quiet: bool) -> dict:
         f"{summary['baselines']['naive']['mae']:.4f})"
     )
     progress.line(band_note)
-    progress.line(summary.pop("_backtest_note"))
+    progress.line(backtest_note)
     return summary

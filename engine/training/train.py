@@ -313,7 +313,9 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         "stop_reason": stop_reason,
         "replicas": replicas,
     }
-    summary = finish_run(model, predict, config, data, out.path, selection, calibration, facts)
+    summary, backtest_note = finish_run(
+        model, predict, config, data, out.path, selection, calibration, facts
+    )
     plot_losses(history, out.path / "plots" / "loss.png")
     progress.line(
         f"done in {time.perf_counter() - started:.1f}s ({stop_reason}); best epoch "
@@ -323,7 +325,7 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         f"(naive {summary['baselines']['naive']['mae']:.4f})"
     )
     progress.line(band_note)
-    progress.line(summary.pop("_backtest_note"))
+    progress.line(backtest_note)
     out.cleanup()  # a worker's temporary copy; never the run dir
     return summary
 
@@ -332,7 +334,7 @@ def finish_run(model, predict, config, data, out_path: Path, selection, calibrat
     """What every run ends with, for its final model (one, refitted, or an ensemble's mean):
     model.keras, the validation figures, calibration.json, the backtest, summary.json and
     plots/forecast.png. `facts` are the summary's keys about how the model was trained.
-    Returns the summary, with the backtest's one-line note under `_backtest_note`."""
+    Returns `(summary, the backtest's one-line note)`."""
     from engine.series.baselines import compute_baselines
     from engine.training.backtest import backtest_model, summary_line
     from engine.training.intervals import CALIBRATION_FILE
@@ -376,4 +378,4 @@ def finish_run(model, predict, config, data, out_path: Path, selection, calibrat
         out_path / "plots" / "forecast.png",
         f"{config.model}: validation MAE {val['mae']:.3f}",
     )
-    return {**summary, "_backtest_note": backtest_note}
+    return summary, backtest_note
