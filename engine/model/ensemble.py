@@ -9,17 +9,15 @@ import keras
 
 
 def average_models(members: list[keras.Model]) -> keras.Model:
-    """`[batch, time] -> [batch, 1]`: the mean of the members' forecasts. Members are renamed
-    `member_0`, `member_1`, ... (their layers keep their names inside them)."""
-    if not members:
-        raise ValueError("an ensemble needs at least one member")
+    """`[batch, time] -> [batch, 1]`: the mean of two or more members' forecasts. Members are
+    renamed `member_0`, `member_1`, ... (their layers keep their names inside them)."""
+    if len(members) < 2:
+        raise ValueError("an ensemble needs at least two members")
     window = keras.Input(shape=(None,), name="window", dtype="float32")
     forecasts = []
     for index, member in enumerate(members):
         member.name = f"member_{index}"
         forecasts.append(member(window))
-    if len(forecasts) == 1:
-        return keras.Model(window, forecasts[0], name="seqcast_ensemble")
     mean = keras.layers.Average(dtype="float32", name="mean_forecast")(forecasts)
     return keras.Model(window, mean, name="seqcast_ensemble")
 

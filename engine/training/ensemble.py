@@ -53,8 +53,8 @@ def train_ensemble(config: TrainConfig, resume: bool, quiet: bool) -> dict:
     from engine.training.step import make_predict, predict_in_batches
     from engine.training.train import (
         SELECTED_MODEL_FILE,
-        _read_metrics,
         finish_run,
+        read_metrics,
         selection_errors,
         train,
     )
@@ -129,7 +129,7 @@ def train_ensemble(config: TrainConfig, resume: bool, quiet: bool) -> dict:
         model, predict, config, data, run_dir, selection, calibration, facts
     )
     plot_member_losses(
-        [_read_metrics(Path(m.run_dir) / "metrics.jsonl", m.epochs) for m, _ in members],
+        [read_metrics(Path(m.run_dir) / "metrics.jsonl", m.epochs) for m, _ in members],
         run_dir / "plots" / "loss.png",
     )
     member_maes = ", ".join(f"{s['val_mae']:.4f}" for _, s in members)

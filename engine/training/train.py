@@ -49,7 +49,7 @@ def _write_json(path: Path, payload) -> None:
     os.replace(temporary, path)
 
 
-def _read_metrics(path: Path, up_to_epoch: int) -> list[dict]:
+def read_metrics(path: Path, up_to_epoch: int) -> list[dict]:
     if not path.exists():
         return []
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -207,7 +207,7 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
         checkpoint.restore(latest).assert_existing_objects_matched()
         progress.line(f"resumed {run_dir} after epoch {int(epoch.numpy())}")
     metrics_path = out.path / "metrics.jsonl"
-    history = _read_metrics(run_dir / "metrics.jsonl", int(epoch.numpy()))
+    history = read_metrics(run_dir / "metrics.jsonl", int(epoch.numpy()))
     metrics_path.write_text("".join(json.dumps(entry) + "\n" for entry in history))
     writer = tf.summary.create_file_writer(str(out.path / "tensorboard"))
     replicas = strategy.num_replicas_in_sync
