@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from engine.model.builders import build_model, rebuild_with_custom_cells
-from engine.model.specs import MODELS
+from engine.model.scaling import SeasonalChannels
+from engine.model.specs import MODELS, seasonal_leads
 
 SMALL = dict(units=4, layers=1, scale=10.0, offset=50.0)
 
@@ -55,3 +56,28 @@ def test_ar_gru_exports_and_verifies(tmp_path):
     model = build_model("ar-gru", "custom", window_size=30, **SMALL)
     result = export_model(model, str(tmp_path / "base"), {"window_size": 30, "model": "ar-gru"})
     assert result.report.passed and result.version == 1
+
+
+@pytest.mark.parametrize("period", [2, 4, 7, 12, 365])
+def test_seasonal_channels_read_last_year_and_never_the_future(period):
+    """Step `i` (time `u`) holds `x[u]` and last year's `x[u - period + 1 + j]`, `j = 0..leads`,
+    all before the forecast's time; a short period gets fewer leads, never a future value."""
+    recent, leads = 5, seasonal_leads(period)
+    assert leads == min(10, period - 2)
+    time = recent + period - 1 + 3  # three values older than the layer reads
+    window = np.arange(time, dtype="float32")[None, :, None]  # each value is its own time
+    channels = keras.ops.convert_to_numpy(SeasonalChannels(recent, period, leads)(window))[0]
+    for i, step in enumerate(channels):
+        u = time - recent + i
+        assert step.tolist() == [u] + [u - period + 1 + j for j in range(leads + 1)]
+    assert channels.max() == time - 1  # this year's latest value, in the recent channel
+    with pytest.raises(ValueError, match="leads <= period - 2"):
+        SeasonalChannels(recent, period, period - 1)
+
+
+@pytest.mark.parametrize("period", [2, 7])
+def test_a_seasonal_model_builds_for_a_short_period(period):
+    model = build_model("seasonal-gru", "custom", period=period, **SMALL)
+    windows = np.random.default_rng(0).normal(50, 5, (3, 20 + period - 1)).astype("float32")
+    forecast = model.predict_on_batch(windows)
+    assert forecast.shape == (3, 1) and np.isfinite(forecast).all()

@@ -113,18 +113,30 @@ def test_the_frequency_needs_two_dates():
         regular_frequency([parse_date("2020-01-01")], [2], "one.csv")
 
 
-def test_train_says_how_it_found_the_period_and_writes_it(tmp_path, capsys):
-    path = write_dated(tmp_path, months(200), seasonal(12, 200), "monthly.csv")
+def days(count):
+    return (np.datetime64("2020-01-01") + np.arange(count)).astype(str).tolist()
+
+
+@pytest.mark.parametrize(
+    "dates, period, frequency",
+    # A week is shorter than the seasonal model's 10 leads: it reads fewer (specs.py).
+    [(months(200), 12, "monthly"), (days(200), 7, "daily")],
+)
+def test_train_says_how_it_found_the_period_and_writes_it(
+    tmp_path, capsys, dates, period, frequency
+):
+    path = write_dated(tmp_path, dates, seasonal(period, 200), f"{frequency}.csv")
     run_dir = tmp_path / "run"
     status, out, err = engine_in_process(
         capsys, "train", "--data", path, "--epochs", "1", "--units", "4", "--layers", "1",
         "--run-dir", str(run_dir),
     )  # fmt: skip
     assert status == 0, err
-    assert "period 12 inferred from the date column's monthly frequency" in out
+    assert f"period {period} inferred from the date column's {frequency} frequency" in out
     assert "seasonal-gru: the default with a season" in out
     config = (run_dir / "config.toml").read_text()
-    assert "period = 12\n" in config and 'period_source = "period 12 inferred' in config
+    assert f"period = {period}\n" in config
+    assert f'period_source = "period {period} inferred' in config
 
 
 def test_real_series_shipped_in_pmdarima():

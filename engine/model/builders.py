@@ -11,7 +11,7 @@ import keras
 
 from engine.errors import InputError
 from engine.model.scaling import LastSteps, ScaleWindow, SeasonalChannels, UnscaleForecast
-from engine.model.specs import CELLS, MODELS, SEASONAL_LEADS, SEASONAL_RECENT, needs_period
+from engine.model.specs import CELLS, MODELS, SEASONAL_RECENT, needs_period, seasonal_leads
 
 
 def recurrent_layers(cell_kind: str):
@@ -57,7 +57,8 @@ def build_model(
     if spec.seasonal:
         if not period or period < 2:
             raise needs_period(name)
-        hidden = SeasonalChannels(SEASONAL_RECENT, period, SEASONAL_LEADS, name="seasonal")(hidden)
+        leads = seasonal_leads(period)
+        hidden = SeasonalChannels(SEASONAL_RECENT, period, leads, name="seasonal")(hidden)
     if name == "conv-lstm":
         hidden = keras.layers.Conv1D(
             units, kernel_size=3, padding="causal", activation="relu", name="conv"

@@ -88,13 +88,19 @@ class SeasonalChannels(keras.layers.Layer):
     and last year's `x[u - period + 1 + j]` for `j = 0..leads`: at its last step the
     recurrence sees last year's value at the forecast's own phase and the `leads` values
     after it, so a seasonal jump is visible a year ahead without a recurrence over a
-    whole period.
+    whole period. `leads <= period - 2`: lead `period - 1` is this year's latest value,
+    and any further lead would be the future.
     """
 
     def __init__(self, recent: int = 20, period: int = 365, leads: int = 10, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.recent, self.period, self.leads = int(recent), int(period), int(leads)
+        if self.period < 2 or not 0 <= self.leads <= self.period - 2:
+            raise ValueError(
+                f"SeasonalChannels needs period >= 2 and 0 <= leads <= period - 2, "
+                f"not period {self.period} and leads {self.leads}"
+            )
 
     @property
     def window_size(self) -> int:

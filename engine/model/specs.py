@@ -25,6 +25,15 @@ class ModelSpec:
 
 
 SEASONAL_RECENT, SEASONAL_LEADS = 20, 10
+
+
+def seasonal_leads(period: int) -> int:
+    """How many of last year's values after the forecast's phase a seasonal model reads:
+    `SEASONAL_LEADS`, fewer for a short period. Lead `period - 1` would be this year's
+    latest value (already the recent channel) and any further one the future."""
+    return max(0, min(SEASONAL_LEADS, period - 2))
+
+
 MODELS = {
     "seasonal-gru": ModelSpec(
         48,
