@@ -3,7 +3,7 @@ import pytest
 
 from engine.errors import InputError
 from engine.series.course import course_series
-from engine.series.load import load_csv, split_index
+from engine.series.load import load_csv, load_series, split_index
 from engine.series.windows import Normalization, window_pairs, windowed_dataset
 
 
@@ -81,6 +81,14 @@ def test_csv_header_names_and_indices(tmp_path):
     assert load_csv(path, column="2").tolist() == [9.0, 8.0]
     assert load_csv(path).tolist() == [9.0, 8.0]  # default: the last column
     assert load_csv(path, column="value", date_column="date").tolist() == [1.0, 2.0]
+    # The run's first line names the column it read, and says when it picked one of several.
+    assert load_series(path).description.endswith(
+        "column other, the last of 3 (--column picks another)"
+    )
+    assert load_series(path, column="1").description.endswith("column value")
+    two = write(tmp_path, "date,value\n2020-01-01,1\n2020-01-02,2\n", "two.csv")
+    assert load_series(two).description == "csv two.csv (daily) column value"
+    assert load_series(write(tmp_path, "1\n2\n", "bare.csv")).description.endswith("column 0")
 
 
 def test_csv_without_header(tmp_path):

@@ -37,10 +37,9 @@ def load_series(
     if data == "synthetic":
         _, values = course_series()
         return Series(values, "synthetic course series (length 1461, seed 42)", COURSE_PERIOD)
-    values, frequency = read_csv(data, column=column, date_column=date_column, header=header)
-    description = f"csv {Path(data).name} column {column if column is not None else 'last'}"
-    if frequency is not None:
-        description += f" ({frequency.name})"
+    values, frequency, label = read_csv(data, column, date_column, header)
+    frequency_name = f" ({frequency.name})" if frequency is not None else ""
+    description = f"csv {Path(data).name}{frequency_name} column {label}"
     return Series(values, description, frequency=frequency)
 
 
@@ -80,8 +79,9 @@ def read_csv(
     column: str | None = None,
     date_column: str | None = None,
     header: bool | None = None,
-) -> tuple[np.ndarray, Frequency | None]:
-    """Read one numeric column of a CSV file as a float64 series, and its dates' frequency.
+) -> tuple[np.ndarray, Frequency | None, str]:
+    """Read one numeric column of a CSV file as a float64 series, its dates' frequency, and
+    the column's name for messages (a defaulted column among several says so).
 
     `column` is a header name or a 0-based index (default: the last column, so that a
     `date,value` file works without flags). `header=None` detects a header row (a first
@@ -119,6 +119,9 @@ def read_csv(
     value_index = width - 1 if column is None else _column_index(column, names, path)
     if not -width <= value_index < width:
         raise InputError(f"{path}: no column {column!r} (the file has {width} columns)")
+    label = names[value_index] if names else str(value_index % width)
+    if column is None and width > 2:  # which of several a user may not have meant
+        label += f", the last of {width} (--column picks another)"
 
     values = []
     for line, row in body:
@@ -147,7 +150,7 @@ def read_csv(
         dates = parse_dates(cells(date_index), lines, path, date_column)
         order = sorted(range(len(dates)), key=dates.__getitem__)
         frequency = regular_frequency([dates[i] for i in order], [lines[i] for i in order], path)
-        return series[order], frequency
+        return series[order], frequency, label
     for index in range(width):  # a date column nobody named: its frequency, if regular
         if index in (value_index, value_index + width) or len(body) < 2:
             continue
@@ -155,10 +158,10 @@ def read_csv(
         dates = [parse_date(text) for text in texts]
         if all(date is not None for date in dates) and not all(_looks_numeric(t) for t in texts):
             try:
-                return series, regular_frequency(dates, lines, path)
+                return series, regular_frequency(dates, lines, path), label
             except InputError:
-                return series, None  # unsorted or irregular: it says nothing reliable
-    return series, None
+                return series, None, label  # unsorted or irregular: it says nothing reliable
+    return series, None, label
 
 
 def split_index(length: int, split: float | int | str | None) -> int:
