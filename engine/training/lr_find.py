@@ -1,5 +1,5 @@
 """The course's learning-rate sweep: raise the rate exponentially, one batch a step,
-and watch the loss. The suggestion is where the smoothed log-loss falls fastest."""
+and watch the loss. The suggestion is half-way along the smoothed loss's longest fall."""
 
 from __future__ import annotations
 
@@ -29,11 +29,23 @@ def smooth(values: np.ndarray, beta: float = 0.9) -> np.ndarray:
 
 
 def suggest(lrs: np.ndarray, smoothed_losses: np.ndarray) -> float:
-    """The rate at the steepest descent of the smoothed log-loss against log-rate."""
+    """The rate half-way along the longest valley of the smoothed loss (fastai's "valley"
+    rule): the longest run of steps, not necessarily adjacent, over which the loss keeps
+    falling, which batch-to-batch noise cannot fake. The steepest point of the curve,
+    the rule this replaced, was often a noise dip among the first steps (1e-7 in most of
+    `benchmarks/lr_find_rules.py`'s sweeps)."""
+    losses = np.asarray(smoothed_losses, dtype=np.float64)
     if len(lrs) < 3:
         return float(lrs[0])
-    slope = np.gradient(np.log(smoothed_losses), np.log(lrs))
-    return float(lrs[int(np.argmin(slope))])
+    # falling[i]: the longest strictly falling subsequence that ends at step i.
+    falling = np.ones(len(losses), dtype=np.int64)
+    for index in range(1, len(losses)):
+        higher_before = losses[:index] > losses[index]
+        if higher_before.any():
+            falling[index] = 1 + falling[:index][higher_before].max()
+    end = int(np.argmax(falling))  # the first step that ends a longest one
+    start = max(end - int(falling[end]) + 1, 0)
+    return float(lrs[start + (end - start) // 2])
 
 
 def find_lr(
