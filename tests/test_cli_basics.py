@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from cli_runner import engine_in_process, run_engine
 
@@ -23,6 +24,19 @@ def test_baselines_json_has_the_course_figures():
     assert abs(figures["moving_average"]["mae"] - 7.142419) < 1e-4
     assert {"mae", "mse"} <= set(figures["naive"])
     assert {"window", "mae", "mse"} <= set(figures["moving_average"])
+
+
+def test_baselines_infer_the_period_as_train_does(tmp_path, capsys):
+    days = np.datetime64("2020-01-01") + np.arange(140)
+    weekly = 10 + 5 * np.sin(2 * np.pi * np.arange(140) / 7)
+    path = tmp_path / "daily.csv"
+    path.write_text("day,units\n" + "".join(f"{d},{v:.3f}\n" for d, v in zip(days, weekly)))
+    status, out, err = engine_in_process(capsys, "baselines", "--data", str(path))
+    assert status == 0, err
+    assert "period 7 inferred from the date column's daily frequency" in out
+    assert "seasonal_naive" in out
+    status, out, err = engine_in_process(capsys, "baselines", "--data", str(path), "--period", "0")
+    assert (status, "--period 0: no season" in out, "seasonal" in out) == (0, True, False)
 
 
 @pytest.mark.parametrize(

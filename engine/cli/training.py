@@ -29,13 +29,15 @@ from engine.errors import InputError
     "--period",
     default=None,
     type=int,
-    help="Seasonal period for seasonal baselines (the course series: 365).",
+    help="Seasonal period for the seasonal baselines (default: the series' own, else "
+    "inferred as engine train infers it; 0: none).",
 )
 @json_option
 def baselines(data, column, date_column, split, moving_average_window, period, as_json):
     """Naive, moving-average and seasonal forecasts over the validation part: MAE and MSE."""
     from engine.series.baselines import compute_baselines
     from engine.series.load import load_series, split_index
+    from engine.series.period import infer_period
 
     series = load_series(data, column=column, date_column=date_column)
     index = split_index(len(series.values), split)
@@ -44,8 +46,15 @@ def baselines(data, column, date_column, split, moving_average_window, period, a
             f"too few rows for one window: the training part has {index} points, the "
             f"moving average needs {moving_average_window}"
         )
+    if period is not None:
+        period_source = "--period 0: no season" if period == 0 else f"period {period}: given"
+    elif series.period:
+        period, period_source = series.period, f"period {series.period}: the series' own"
+    else:  # as `engine train` does, so both report the same seasonal baselines
+        guess = infer_period(series.values[:index], series.frequency)
+        period, period_source = guess.period, guess.how
     results = compute_baselines(
-        series.values, index, period=period or series.period, window=moving_average_window
+        series.values, index, period=period or None, window=moving_average_window
     )
     if as_json:
         print_json(results)
@@ -53,6 +62,7 @@ def baselines(data, column, date_column, split, moving_average_window, period, a
     click.echo(
         f"{series.description}: {index} training, {len(series.values) - index} validation points"
     )
+    click.echo(period_source)
     click.echo(f"{'baseline':<22}{'MAE':>12}{'MSE':>14}")
     for name, figures in results.items():
         click.echo(f"{name:<22}{figures['mae']:>12.6f}{figures['mse']:>14.6f}")
