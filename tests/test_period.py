@@ -6,7 +6,7 @@ from cli_runner import engine_in_process
 
 from engine.errors import InputError
 from engine.series.course import course_series
-from engine.series.dates import parse_date, regular_frequency
+from engine.series.dates import dates_after, parse_date, regular_frequency
 from engine.series.load import load_series
 from engine.series.period import infer_period
 
@@ -193,3 +193,29 @@ def test_a_csv_of_a_drifting_cycle_trains_the_non_seasonal_default(tmp_path):
     config = resolve_config(TrainConfig(data=str(path), split="0.8"))
     assert config.period == 0 and "a cycle, not a season" in config.period_source
     assert config.model == "ar-gru" and "without a season" in config.model_source
+
+
+@pytest.mark.parametrize(
+    "dates, after",
+    [
+        (["1999", "2000"], ["2001", "2002"]),
+        (["2000-11", "2000-12"], ["2001-01", "2001-02"]),
+        (["2000-01-01", "2000-04-01"], ["2000-07", "2000-10"]),  # quarters: month starts
+        (["2020-02-27", "2020-02-28"], ["2020-02-29", "2020-03-01"]),
+        (["2020-01-01 22:00", "2020-01-01 23:00"], ["2020-01-02 00:00", "2020-01-02 01:00"]),
+        (
+            ["2020-01-01 23:59:30", "2020-01-01 23:59:45"],
+            ["2020-01-02 00:00:00", "2020-01-02 00:00:15"],
+        ),
+    ],
+)
+def test_the_dates_after_a_dated_series(tmp_path, dates, after):
+    series = load_series(write_dated(tmp_path, dates, range(len(dates))), date_column="date")
+    assert dates_after(series.last_date, series.frequency, 2) == after
+
+
+def test_the_last_date_of_a_named_date_column_is_its_latest(tmp_path):
+    path = write_dated(tmp_path, ["2020-01-03", "2020-01-01", "2020-01-02"], [3, 1, 2])
+    series = load_series(path, date_column="date")
+    assert series.values.tolist() == [1, 2, 3] and series.last_date.day == 3
+    assert load_series(write_dated(tmp_path, ["a", "b"], [1, 2], "no-dates.csv")).last_date is None

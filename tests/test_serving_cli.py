@@ -47,6 +47,18 @@ def test_engine_forecast_outputs(server, capsys, tmp_path):
     assert (status, out) == (2, "") and "serving_default signature has no band" in err
     assert lines[1].startswith(f"{len(series)},")
 
+    # A dated CSV's forecast is labelled with the dates it is for, in the CSV's own form.
+    dated = tmp_path / "monthly.csv"
+    months = [f"{2000 + m // 12}-{m % 12 + 1:02d}" for m in range(30)]
+    dated.write_text("month,value\n" + "".join(f"{m},{v}\n" for m, v in zip(months, series)))
+    status, out, _ = engine_in_process(capsys, *base, "--horizon", "2", "--csv", "--data", dated)
+    lines = out.strip().splitlines()
+    assert status == 0 and lines[0] == "step,date,forecast"
+    assert [line.split(",")[:2] for line in lines[1:]] == [["30", "2002-07"], ["31", "2002-08"]]
+    status, out, _ = engine_in_process(capsys, *base, "--horizon", "1", "--data", dated)
+    assert out.splitlines()[1].split() == ["step", "date", "forecast"]
+    assert out.splitlines()[2].split()[:2] == ["30", "2002-07"]
+
     plot = tmp_path / "forecast.png"
     status, out, _ = engine_in_process(capsys, *base, "--version", "2", "--plot", str(plot))
     assert status == 0 and plot.stat().st_size > 1000

@@ -177,6 +177,7 @@ def forecast(
 ):
     """Ask a TensorFlow Serving server (real or `engine serve`) for a forecast over gRPC,
     with its band when the model has one."""
+    from engine.series.dates import dates_after
     from engine.series.load import load_series
     from export.intervals import DEFAULT_COVERAGE
     from serving.client import ForecastClient, ServingClientError
@@ -212,6 +213,11 @@ def forecast(
 
     values = result.values[0]
     first_step = len(series.values)
+    steps = [str(first_step + offset) for offset in range(len(values))]
+    # A dated CSV's forecast is labelled with the dates it is for.
+    dates = None
+    if series.frequency is not None and series.last_date is not None:
+        dates = dates_after(series.last_date, series.frequency, len(values))
     # The contract's default when the request left `coverage` out.
     shown_coverage = DEFAULT_COVERAGE if coverage is None else coverage
     # One row per step: the forecast, then the band's lower and upper end if there is one.
@@ -221,9 +227,10 @@ def forecast(
     if as_json:
         print_json(result.as_json())
     elif as_csv:
-        click.echo(",".join(["step", *names]))
+        click.echo(",".join(["step", *(["date"] if dates else []), *names]))
         for offset, row in enumerate(rows):
-            click.echo(",".join([str(first_step + offset), *(f"{v:.6f}" for v in row)]))
+            labels = [steps[offset], *([dates[offset]] if dates else [])]
+            click.echo(",".join([*labels, *(f"{v:.6f}" for v in row)]))
     else:
         band = ""
         if result.lower is not None:
@@ -233,9 +240,12 @@ def forecast(
             f"{result.signature_name}: {len(values)} steps after the last of {len(history)} "
             f"values sent ({series.description}){band}"
         )
-        click.echo(f"{'step':>8}" + "".join(f"{name:>14}" for name in names))
+        width = max(len(date) for date in dates) + 2 if dates else 0
+        date_header = f"{'date':>{width}}" if dates else ""
+        click.echo(f"{'step':>8}{date_header}" + "".join(f"{name:>14}" for name in names))
         for offset, row in enumerate(rows):
-            click.echo(f"{first_step + offset:>8}" + "".join(f"{v:>14.6f}" for v in row))
+            date = f"{dates[offset]:>{width}}" if dates else ""
+            click.echo(f"{steps[offset]:>8}{date}" + "".join(f"{v:>14.6f}" for v in row))
     if plot:
         from engine.training.plots import plot_history_and_forecast
 

@@ -6,6 +6,7 @@ A series is a 1-D float64 array `[time]`; bad files are an `InputError` naming t
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ class Series:
     description: str
     period: int | None = None  # known seasonal period, if any
     frequency: Frequency | None = None  # of the date column, if the CSV has one
+    last_date: dt.datetime | None = None  # the date of the last value, with the frequency
 
 
 def load_series(
@@ -37,10 +39,10 @@ def load_series(
     if data == "synthetic":
         _, values = course_series()
         return Series(values, "synthetic course series (length 1461, seed 42)", COURSE_PERIOD)
-    values, frequency, label = read_csv(data, column, date_column, header)
+    values, frequency, label, last_date = read_csv(data, column, date_column, header)
     frequency_name = f" ({frequency.name})" if frequency is not None else ""
     description = f"csv {Path(data).name}{frequency_name} column {label}"
-    return Series(values, description, frequency=frequency)
+    return Series(values, description, frequency=frequency, last_date=last_date)
 
 
 def _looks_numeric(cell: str) -> bool:
@@ -79,9 +81,10 @@ def read_csv(
     column: str | None = None,
     date_column: str | None = None,
     header: bool | None = None,
-) -> tuple[np.ndarray, Frequency | None, str]:
-    """Read one numeric column of a CSV file as a float64 series, its dates' frequency, and
-    the column's name for messages (a defaulted column among several says so).
+) -> tuple[np.ndarray, Frequency | None, str, dt.datetime | None]:
+    """Read one numeric column of a CSV file as a float64 series, its dates' frequency, the
+    column's name for messages (a defaulted column among several says so), and the last
+    value's date (None without a regular date column).
 
     `column` is a header name or a 0-based index (default: the last column, so that a
     `date,value` file works without flags). `header=None` detects a header row (a first
@@ -150,7 +153,7 @@ def read_csv(
         dates = parse_dates(cells(date_index), lines, path, date_column)
         order = sorted(range(len(dates)), key=dates.__getitem__)
         frequency = regular_frequency([dates[i] for i in order], [lines[i] for i in order], path)
-        return series[order], frequency, label
+        return series[order], frequency, label, dates[order[-1]]
     for index in range(width):  # a date column nobody named: its frequency, if regular
         if index in (value_index, value_index + width) or len(body) < 2:
             continue
@@ -158,10 +161,10 @@ def read_csv(
         dates = [parse_date(text) for text in texts]
         if all(date is not None for date in dates) and not all(_looks_numeric(t) for t in texts):
             try:
-                return series, regular_frequency(dates, lines, path), label
-            except InputError:
-                return series, None, label  # unsorted or irregular: it says nothing reliable
-    return series, None, label
+                return series, regular_frequency(dates, lines, path), label, dates[-1]
+            except InputError:  # unsorted or irregular: it says nothing reliable
+                return series, None, label, None
+    return series, None, label, None
 
 
 def split_index(length: int, split: float | int | str | None) -> int:
