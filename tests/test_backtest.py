@@ -250,3 +250,21 @@ def test_command_bad_input(tiny_run, tmp_path, capsys):
         assert message in err
     status, _, err = engine_in_process(capsys, "backtest", str(tmp_path))
     assert (status, err.count("\n")) == (2, 1) and "no trained model" in err, err
+
+
+def test_a_run_too_short_for_the_default_horizon_says_which_command_gives_one(tmp_path, capsys):
+    csv = tmp_path / "short.csv"  # split 0.8: 20 validation points, the horizon 30
+    csv.write_text("value\n" + "\n".join(f"{v:.6f}" for v in wavy_series()[:100]) + "\n")
+    run_dir = tmp_path / "run"
+    status, out, err = engine_in_process(
+        capsys, "train", "--model", "rnn", "--epochs", "1", "--window-size", "10",
+        "--units", "4", "--data", str(csv), "--split", "0.8", "--period", "0",
+        "--run-dir", str(run_dir),
+    )  # fmt: skip
+    assert status == 0, err
+    command = f"engine backtest {run_dir} --horizon 20"
+    note = "no backtest: the validation part has 20 points, fewer than the horizon of 30"
+    assert f"{note} ({command} or less)" in out
+    assert json.loads((run_dir / "summary.json").read_text())["backtest"] is None
+    status, out, err = engine_in_process(capsys, *command.split()[1:])
+    assert status == 0 and "horizon 20" in out, err

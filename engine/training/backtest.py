@@ -35,17 +35,25 @@ class BacktestPaths:
     forecasts: dict[str, np.ndarray]  # name -> [n, horizon] float64
 
 
+class HorizonTooLong(InputError):
+    """The validation part is shorter than the backtest's horizon."""
+
+    def __init__(self, valid_length: int, horizon: int):
+        self.valid_length, self.horizon = valid_length, horizon
+        hint = f" (use --horizon {valid_length} or less)" if valid_length else ""
+        super().__init__(
+            f"the validation part has {valid_length} points, a backtest of horizon {horizon} "
+            f"needs at least {horizon}{hint}"
+        )
+
+
 def check_horizon(valid_length: int, horizon: int, stride: int) -> None:
     if horizon < 1:
         raise InputError(f"--horizon must be at least 1, not {horizon}")
     if stride < 1:
         raise InputError(f"--stride must be at least 1, not {stride}")
     if valid_length < horizon:
-        hint = f" (use --horizon {valid_length} or less)" if valid_length else ""
-        raise InputError(
-            f"the validation part has {valid_length} points, a backtest of horizon {horizon} "
-            f"needs at least {horizon}{hint}"
-        )
+        raise HorizonTooLong(valid_length, horizon)
 
 
 def origin_indices(split: int, length: int, horizon: int, stride: int) -> np.ndarray:

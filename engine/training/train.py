@@ -336,7 +336,7 @@ def finish_run(model, predict, config, data, out_path: Path, selection, calibrat
     plots/forecast.png. `facts` are the summary's keys about how the model was trained.
     Returns `(summary, the backtest's one-line note)`."""
     from engine.series.baselines import compute_baselines
-    from engine.training.backtest import backtest_model, summary_line
+    from engine.training.backtest import HorizonTooLong, backtest_model, summary_line
     from engine.training.intervals import CALIBRATION_FILE
     from engine.training.plots import plot_forecast
 
@@ -367,8 +367,14 @@ def finish_run(model, predict, config, data, out_path: Path, selection, calibrat
             model, data, config.window_size, run_dir=out_path, calibration=calibration
         )
         backtest_note = summary_line(summary["backtest"])
-    except InputError as error:  # a validation part shorter than the default horizon
-        summary["backtest"], backtest_note = None, f"no backtest: {error}"
+    except HorizonTooLong as error:  # a validation part shorter than the default horizon
+        summary["backtest"] = None
+        backtest_note = (
+            f"no backtest: the validation part has {error.valid_length} points, fewer than "
+            f"the horizon of {error.horizon}"
+        )
+        if error.valid_length:
+            backtest_note += f" (engine backtest {out_path} --horizon {error.valid_length} or less)"
     _write_json(out_path / "summary.json", summary)
     valid_time = np.arange(data.split, data.split + len(forecast))
     plot_forecast(
