@@ -433,3 +433,15 @@ def test_a_band_is_exported_checked_and_recorded(tmp_path):
         failed = check_session_loader(session, requests, wrong, with_band=True)
     assert not failed.passed and failed.max_relative_difference > 1e-4
     assert verify_version(result.path).passed  # against itself, loaded in process
+
+
+def test_the_python_example_of_export_md_runs_as_written(tmp_path, monkeypatch):
+    from doc_snippets import python_block
+
+    monkeypatch.chdir(tmp_path)
+    names = {"model": small_model()}
+    exec(python_block("export.md", "In Python"), names)  # the page's `model`: any Keras model
+    result = names["result"]
+    assert (result.version, str(result.path), result.report.passed) == (
+        1, "models/seqcast/1", True,
+    )  # fmt: skip

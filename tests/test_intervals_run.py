@@ -176,3 +176,19 @@ def test_runs_without_a_band_say_so(run, capsys, tmp_path):
     (bare / "calibration.json").unlink()
     status, out, err = engine_in_process(capsys, "backtest", str(bare), "--coverage", "0.8")
     assert (status, out) == (2, "") and "has no interval band" in err and err.count("\n") == 1
+
+
+def test_the_client_of_serving_md_runs_as_written(server, capsys):
+    """docs/serving.md's "client in a few lines", pointed at this server and its model."""
+    from doc_snippets import python_block
+
+    code = python_block("serving.md", "A client in a few lines")
+    assert code.count('"127.0.0.1:8500"') == 1 and code.count('"seqcast"') == 1
+    code = code.replace('"127.0.0.1:8500"', repr(server.address))
+    names = {}
+    exec(code.replace('"seqcast"', '"noise"'), names)
+    outputs = names["response"].outputs
+    assert [tuple(d.size for d in outputs[k].tensor_shape.dim) for k in sorted(outputs)] == [
+        (1, 30), (1, 30), (1, 30),
+    ]  # fmt: skip
+    names["channel"].close()
