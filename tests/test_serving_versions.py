@@ -187,6 +187,10 @@ def test_stop_finishes_in_flight_requests(tmp_path):
     try:
         channel = grpc.insecure_channel(server.address)
         client = ForecastClient(server.address, timeout=60)
+        # Stop only once the server holds the request: a fixed sleep let a loaded machine
+        # stop the server while the request was still on its way, which is not in flight.
+        arrived, resolve = threading.Event(), server.manager.resolve
+        server.manager.resolve = lambda spec: (arrived.set(), resolve(spec))[1]
         # A long autoregressive forecast keeps the request busy while we stop.
         pending = threading.Thread(
             target=lambda: setattr(
@@ -194,7 +198,8 @@ def test_stop_finishes_in_flight_requests(tmp_path):
             )
         )
         pending.start()
-        time.sleep(0.3)
+        assert arrived.wait(timeout=30)
+        time.sleep(0.1)
         assert pending.is_alive()  # still in flight when the server is told to stop
         server.stop(grace=30.0)
         pending.join(timeout=60)
