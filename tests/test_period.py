@@ -219,3 +219,12 @@ def test_the_last_date_of_a_named_date_column_is_its_latest(tmp_path):
     series = load_series(path, date_column="date")
     assert series.values.tolist() == [1, 2, 3] and series.last_date.day == 3
     assert load_series(write_dated(tmp_path, ["a", "b"], [1, 2], "no-dates.csv")).last_date is None
+
+
+def test_times_with_offsets_are_steps_in_utc_across_a_daylight_saving_change(tmp_path):
+    """Berlin's hourly wall clock reads 02:00 twice on 2020-10-25 (+02:00, then +01:00)."""
+    times = ["2020-10-25T01:00+02:00", "2020-10-25T02:00+02:00", "2020-10-25T02:00+01:00",
+             "2020-10-25T03:00+01:00"]  # fmt: skip
+    series = load_series(write_dated(tmp_path, times, range(4)), date_column="date")
+    assert series.frequency.name == "hourly" and series.values.tolist() == [0, 1, 2, 3]
+    assert dates_after(series.last_date, series.frequency, 1) == ["2020-10-25 03:00"]  # UTC

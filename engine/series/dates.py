@@ -45,7 +45,8 @@ class Frequency:
 
 
 def parse_date(text: str) -> dt.datetime | None:
-    """ISO 8601 dates and times (`2020-01-31`, `2020-01-31 13:00`, `2020-01`, `2020`), or None."""
+    """ISO 8601 dates and times (`2020-01-31`, `2020-01-31 13:00`, `2020-01`, `2020`), or None;
+    one with a UTC offset (`2020-10-25T02:00+01:00`) as the UTC time it names."""
     text = text.strip()
     try:
         if len(text) == 4 and text.isdigit():
@@ -55,7 +56,9 @@ def parse_date(text: str) -> dt.datetime | None:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
         return None
-    return value.replace(tzinfo=None) if value.tzinfo else value
+    # A time with an offset is taken in UTC: local wall-clock times repeat and skip an hour
+    # at daylight-saving changes, where the instants themselves stay one step apart.
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 
 
 def parse_dates(texts: list[str], lines: list[int], path: str, column: str) -> list[dt.datetime]:
