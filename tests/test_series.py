@@ -91,6 +91,20 @@ def test_csv_header_names_and_indices(tmp_path):
     assert load_series(write(tmp_path, "1\n2\n", "bare.csv")).description.endswith("column 0")
 
 
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_csv_delimiter_is_the_first_lines(tmp_path, delimiter):
+    text = f"date{delimiter}value\n2020-01-01{delimiter}1.5\n2020-01-02{delimiter}2.5\n"
+    series = load_series(write(tmp_path, text))
+    assert series.values.tolist() == [1.5, 2.5] and series.frequency.name == "daily"
+
+
+def test_a_decimal_comma_is_named_in_the_error(tmp_path):
+    with pytest.raises(
+        InputError, match=r"row 2: '5,3' is not a number \(a decimal comma\? write 5.3\)"
+    ):
+        load_csv(write(tmp_path, "date;value\n2020-01-01;5,3\n"))
+
+
 def test_csv_without_header(tmp_path):
     path = write(tmp_path, "1.5\n2.5\n3.5\n")
     assert load_csv(path).tolist() == [1.5, 2.5, 3.5]

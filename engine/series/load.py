@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,18 @@ def load_series(
     frequency_name = f" ({frequency.name})" if frequency is not None else ""
     description = f"csv {Path(data).name}{frequency_name} column {label}"
     return Series(values, description, frequency=frequency, last_date=last_date)
+
+
+DELIMITERS = (",", ";", "\t")
+DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+$")
+
+
+def _delimiter(text: str) -> str:
+    """The delimiter the first line uses most: a comma, else a semicolon or a tab (as
+    spreadsheets in many locales export); a comma for a single column."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    counts = [first.count(delimiter) for delimiter in DELIMITERS]
+    return DELIMITERS[counts.index(max(counts))] if max(counts) else ","
 
 
 def _looks_numeric(cell: str) -> bool:
@@ -99,7 +113,8 @@ def read_csv(
         raise InputError(f"{path}: no such file")
     try:
         with file.open(newline="", encoding="utf-8-sig") as handle:
-            rows = [row for row in csv.reader(handle)]
+            text = handle.read()
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text)))
     except (UnicodeDecodeError, csv.Error) as error:
         raise InputError(f"{path}: not a readable CSV file ({error})") from None
     numbered = [
@@ -136,7 +151,10 @@ def read_csv(
         try:
             value = float(cell)
         except ValueError:
-            raise InputError(f"{path}: row {line}: {cell!r} is not a number") from None
+            hint = ""
+            if DECIMAL_COMMA.match(cell):
+                hint = f" (a decimal comma? write {cell.replace(',', '.')})"
+            raise InputError(f"{path}: row {line}: {cell!r} is not a number{hint}") from None
         if not math.isfinite(value):
             raise InputError(f"{path}: row {line}: {cell!r} is not a finite number")
         values.append(value)
