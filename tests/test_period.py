@@ -1,12 +1,20 @@
 """Period inference (engine/series/period.py) and the date column it reads (dates.py)."""
 
+import datetime as dt
+
 import numpy as np
 import pytest
 from cli_runner import engine_in_process
 
 from engine.errors import InputError
 from engine.series.course import course_series
-from engine.series.dates import dates_after, parse_date, regular_frequency
+from engine.series.dates import (
+    Frequency,
+    dates_after,
+    parse_date,
+    regular_frequency,
+    steps_from,
+)
 from engine.series.load import load_series
 from engine.series.period import infer_period
 
@@ -212,6 +220,17 @@ def test_a_csv_of_a_drifting_cycle_trains_the_non_seasonal_default(tmp_path):
 def test_the_dates_after_a_dated_series(tmp_path, dates, after):
     series = load_series(write_dated(tmp_path, dates, range(len(dates))), date_column="date")
     assert dates_after(series.last_date, series.frequency, 2) == after
+
+
+def test_steps_from_the_last_date_run_both_ways():
+    monthly = Frequency("monthly", 1, "months")
+    got = steps_from(dt.datetime(2002, 6, 1), monthly, range(-7, 2))
+    assert [d.strftime("%Y-%m") for d in got[:2]] + [d.strftime("%Y-%m") for d in got[-2:]] == [
+        "2001-11", "2001-12", "2002-06", "2002-07",
+    ]  # fmt: skip
+    half_hourly = Frequency("half-hourly", 1800, "seconds")
+    got = steps_from(dt.datetime(2020, 1, 1), half_hourly, range(-1, 1))
+    assert got == [dt.datetime(2019, 12, 31, 23, 30), dt.datetime(2020, 1, 1)]
 
 
 def test_the_last_date_of_a_named_date_column_is_its_latest(tmp_path):

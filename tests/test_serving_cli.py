@@ -55,9 +55,13 @@ def test_engine_forecast_outputs(server, capsys, tmp_path):
     lines = out.strip().splitlines()
     assert status == 0 and lines[0] == "step,date,forecast"
     assert [line.split(",")[:2] for line in lines[1:]] == [["30", "2002-07"], ["31", "2002-08"]]
-    status, out, _ = engine_in_process(capsys, *base, "--horizon", "1", "--data", dated)
+    dated_plot = tmp_path / "dated.png"  # its x axis is the CSV's calendar
+    status, out, _ = engine_in_process(
+        capsys, *base, "--horizon", "1", "--data", dated, "--plot", str(dated_plot)
+    )
     assert out.splitlines()[1].split() == ["step", "date", "forecast"]
     assert out.splitlines()[2].split()[:2] == ["30", "2002-07"]
+    assert status == 0 and dated_plot.stat().st_size > 1000
 
     plot = tmp_path / "forecast.png"
     status, out, _ = engine_in_process(capsys, *base, "--version", "2", "--plot", str(plot))

@@ -177,7 +177,7 @@ def forecast(
 ):
     """Ask a TensorFlow Serving server (real or `engine serve`) for a forecast over gRPC,
     with its band when the model has one."""
-    from engine.series.dates import dates_after
+    from engine.series.dates import dates_after, steps_from
     from engine.series.load import load_series
     from export.intervals import DEFAULT_COVERAGE
     from serving.client import ForecastClient, ServingClientError
@@ -253,6 +253,10 @@ def forecast(
         shaded = None
         if result.lower is not None:
             shaded = (result.lower[0], result.upper[0], shown_coverage)
-        plot_history_and_forecast(series.values, values, plot, label, band=shaded)
+        times = None
+        if dates:  # the history's dates too, so the axis reads in the CSV's calendar
+            span = range(1 - len(series.values), len(values) + 1)
+            times = steps_from(series.last_date, series.frequency, span)
+        plot_history_and_forecast(series.values, values, plot, label, band=shaded, dates=times)
         if not (as_json or as_csv):
             click.echo(f"plot written to {plot}")

@@ -122,15 +122,21 @@ def _describe(step: int, unit: str) -> str:
     return f"{step} seconds"  # pragma: no cover - every step is a whole number of seconds
 
 
+def steps_from(last: dt.datetime, frequency: Frequency, steps: range) -> list[dt.datetime]:
+    """The dates `steps` steps of `frequency` away from `last` (negative: before it)."""
+    if frequency.unit == "months":
+        months = [_month_index(last) + frequency.step * k for k in steps]
+        return [dt.datetime(m // 12, m % 12 + 1, 1) for m in months]
+    return [last + dt.timedelta(seconds=frequency.step * k) for k in steps]
+
+
 def dates_after(last: dt.datetime, frequency: Frequency, count: int) -> list[str]:
     """The `count` dates that follow `last` at `frequency`, written as the series' dates
     are (`2021`, `2021-02`, `2021-02-03` or `2021-02-03 04:00`): a forecast's labels."""
+    dates = steps_from(last, frequency, range(1, count + 1))
     if frequency.unit == "months":
-        months = [_month_index(last) + frequency.step * k for k in range(1, count + 1)]
         form = "%Y" if frequency.step % 12 == 0 else "%Y-%m"
-        return [dt.datetime(m // 12, m % 12 + 1, 1).strftime(form) for m in months]
-    dates = [last + dt.timedelta(seconds=frequency.step * k) for k in range(1, count + 1)]
-    if frequency.step % 86400 == 0 and last.time() == dt.time():
+    elif frequency.step % 86400 == 0 and last.time() == dt.time():
         form = "%Y-%m-%d"
     else:
         form = "%Y-%m-%d %H:%M" if frequency.step % 60 == 0 else "%Y-%m-%d %H:%M:%S"

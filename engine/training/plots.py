@@ -92,15 +92,18 @@ def plot_history_and_forecast(
     path: Path,
     label: str,
     band: tuple[np.ndarray, np.ndarray, float] | None = None,
+    dates: list | None = None,
 ) -> Path:
     """The recent history (at least a year, or four horizons) and the forecast after it;
-    `band`: `(lower, upper, coverage)`, shaded around the forecast."""
+    `band`: `(lower, upper, coverage)`, shaded around the forecast; `dates`: the x axis
+    (one per history value and forecast step) instead of step numbers."""
     plt = _pyplot()
     shown = min(len(history), max(4 * len(forecast), 365))
     start = len(history) - shown
+    x = np.arange(len(history) + len(forecast)) if dates is None else np.asarray(dates)
     figure, axis = plt.subplots(figsize=(10, 4))
-    axis.plot(np.arange(start, len(history)), history[start:], label="history", linewidth=1)
-    steps = np.arange(len(history), len(history) + len(forecast))
+    axis.plot(x[start : len(history)], history[start:], label="history", linewidth=1)
+    steps = x[len(history) :]
     lines = axis.plot(steps, forecast, label=label, linewidth=1.5)
     if band is not None:
         lower, upper, coverage = band
@@ -108,7 +111,10 @@ def plot_history_and_forecast(
         axis.fill_between(
             steps, lower, upper, color=colour, alpha=0.2, label=f"{coverage:.0%} band"
         )
-    return _finish(plt, figure, axis, path, "time step", "value", dpi=100)
+    if dates is not None:
+        figure.autofmt_xdate()
+    xlabel = "time step" if dates is None else "date"
+    return _finish(plt, figure, axis, path, xlabel, "value", dpi=100)
 
 
 def plot_backtest_errors(maes: dict[str, list[float]], path: Path) -> Path:
