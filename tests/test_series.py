@@ -105,6 +105,14 @@ def test_a_decimal_comma_is_named_in_the_error(tmp_path):
         load_csv(write(tmp_path, "date;value\n2020-01-01;5,3\n"))
 
 
+def test_a_date_in_the_default_column_points_at_column(tmp_path):
+    with pytest.raises(InputError, match=r"'2020-01-01' is not a number \(a date: .*--column"):
+        load_csv(write(tmp_path, "value,date\n5.3,2020-01-01\n"))
+    assert load_csv(write(tmp_path, "value,date\n5.3,2020-01-01\n"), column="value").tolist() == [
+        5.3
+    ]
+
+
 def test_csv_without_header(tmp_path):
     path = write(tmp_path, "1.5\n2.5\n3.5\n")
     assert load_csv(path).tolist() == [1.5, 2.5, 3.5]

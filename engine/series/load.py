@@ -154,6 +154,8 @@ def read_csv(
             hint = ""
             if DECIMAL_COMMA.match(cell):
                 hint = f" (a decimal comma? write {cell.replace(',', '.')})"
+            elif column is None and parse_date(cell) is not None:
+                hint = " (a date: the last column is read by default, --column names another)"
             raise InputError(f"{path}: row {line}: {cell!r} is not a number{hint}") from None
         if not math.isfinite(value):
             raise InputError(f"{path}: row {line}: {cell!r} is not a finite number")
