@@ -30,10 +30,11 @@ def smooth(values: np.ndarray, beta: float = 0.9) -> np.ndarray:
 
 def suggest(lrs: np.ndarray, smoothed_losses: np.ndarray) -> float:
     """The rate half-way along the longest valley of the smoothed loss (fastai's "valley"
-    rule): the longest run of steps, not necessarily adjacent, over which the loss keeps
-    falling, which batch-to-batch noise cannot fake. The steepest point of the curve,
-    the rule this replaced, was often a noise dip among the first steps (1e-7 in most of
-    `benchmarks/lr_find_rules.py`'s sweeps)."""
+    rule). The valley is the longest falling subsequence of the smoothed loss (its steps
+    need not be adjacent), taken as the span of that many steps up to where it ends:
+    batch-to-batch noise makes short dips, not long falls. The steepest point of the
+    curve, the rule this replaced, was often a noise dip among the first steps (1e-7 in
+    most of `benchmarks/lr_find_rules.py`'s sweeps)."""
     losses = np.asarray(smoothed_losses, dtype=np.float64)
     if len(lrs) < 3:
         return float(lrs[0])
