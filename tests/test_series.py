@@ -76,11 +76,12 @@ def write(tmp_path, text, name="series.csv"):
 
 
 def test_csv_header_names_and_indices(tmp_path):
-    path = write(tmp_path, "date,value,other\n2020-01-02,2,9\n2020-01-01,1,8\n")
-    assert load_csv(path, column="value").tolist() == [2.0, 1.0]
-    assert load_csv(path, column="2").tolist() == [9.0, 8.0]
-    assert load_csv(path).tolist() == [9.0, 8.0]  # default: the last column
-    assert load_csv(path, column="value", date_column="date").tolist() == [1.0, 2.0]
+    # Out of order (not newest first, which is refused below): file order unless named.
+    path = write(tmp_path, "date,value,other\n2020-01-02,2,9\n2020-01-01,1,8\n2020-01-03,3,7\n")
+    assert load_csv(path, column="value").tolist() == [2.0, 1.0, 3.0]
+    assert load_csv(path, column="2").tolist() == [9.0, 8.0, 7.0]
+    assert load_csv(path).tolist() == [9.0, 8.0, 7.0]  # default: the last column
+    assert load_csv(path, column="value", date_column="date").tolist() == [1.0, 2.0, 3.0]
     # The run's first line names the column it read, and says when it picked one of several.
     assert load_series(path).description.endswith(
         "column other, the last of 3 (--column picks another)"
@@ -103,6 +104,14 @@ def test_a_decimal_comma_is_named_in_the_error(tmp_path):
         InputError, match=r"row 2: '5,3' is not a number \(a decimal comma\? write 5.3\)"
     ):
         load_csv(write(tmp_path, "date;value\n2020-01-01;5,3\n"))
+
+
+def test_dates_newest_first_are_refused_unless_named_to_order_the_rows(tmp_path):
+    path = write(tmp_path, "day,sales\n2020-01-03,3\n2020-01-02,2\n2020-01-01,1\n")
+    with pytest.raises(InputError, match="column day run newest first: give --date-column day"):
+        load_series(path)
+    ordered = load_series(path, date_column="day")
+    assert ordered.values.tolist() == [1, 2, 3] and ordered.frequency.name == "daily"
 
 
 def test_a_date_in_the_default_column_points_at_column(tmp_path):

@@ -105,7 +105,7 @@ def read_csv(
     row with a non-numeric cell in the value column). With `date_column`, rows are sorted
     by that column's ISO dates, which must be regular (no duplicate, no gap); otherwise file
     order is kept, and a column of regular ISO dates, if there is one, only tells the
-    frequency. Any missing, non-numeric or non-finite value is an `InputError` naming the
+    frequency (one running newest first is an error: the series would run backwards). Any missing, non-numeric or non-finite value is an `InputError` naming the
     row (1-based line number in the file).
     """
     file = Path(path)
@@ -180,6 +180,14 @@ def read_csv(
         texts = cells(index)
         dates = [parse_date(text) for text in texts]
         if all(date is not None for date in dates) and not all(_looks_numeric(t) for t in texts):
+            if all(later < earlier for earlier, later in zip(dates, dates[1:])):
+                # Read in file order, the series would run backwards in time: the training
+                # part would be the future and the validation part the past.
+                name = names[index] if names else str(index)
+                raise InputError(
+                    f"{path}: the dates in column {name} run newest first: give "
+                    f"--date-column {name} to order the rows by them"
+                )
             try:
                 return series, regular_frequency(dates, lines, path), label, dates[-1]
             except InputError:  # unsorted or irregular: it says nothing reliable
