@@ -105,8 +105,9 @@ def read_csv(
     row with a non-numeric cell in the value column). With `date_column`, rows are sorted
     by that column's ISO dates, which must be regular (no duplicate, no gap); otherwise file
     order is kept, and a column of regular ISO dates, if there is one, only tells the
-    frequency (one running newest first is an error: the series would run backwards). Any missing, non-numeric or non-finite value is an `InputError` naming the
-    row (1-based line number in the file).
+    frequency (one running newest first is an error: the series would run backwards). Any
+    missing, non-numeric or non-finite value is an `InputError` naming the row (1-based
+    line number in the file).
     """
     file = Path(path)
     if not file.is_file():
