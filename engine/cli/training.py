@@ -37,7 +37,7 @@ def baselines(data, column, date_column, split, moving_average_window, period, a
     """Naive, moving-average and seasonal forecasts over the validation part: MAE and MSE."""
     from engine.series.baselines import compute_baselines
     from engine.series.load import load_series, split_index
-    from engine.series.period import infer_period
+    from engine.series.period import resolve_period
 
     series = load_series(data, column=column, date_column=date_column)
     index = split_index(len(series.values), split)
@@ -46,13 +46,9 @@ def baselines(data, column, date_column, split, moving_average_window, period, a
             f"too few rows for one window: the training part has {index} points, the "
             f"moving average needs {moving_average_window}"
         )
-    if period is not None:
-        period_source = "--period 0: no season" if period == 0 else f"period {period}: given"
-    elif series.period:
-        period, period_source = series.period, f"period {series.period}: the series' own"
-    else:  # as `engine train` does, so both report the same seasonal baselines
-        guess = infer_period(series.values[:index], series.frequency)
-        period, period_source = guess.period, guess.how
+    period, period_source = resolve_period(
+        period, series.period, series.values[:index], series.frequency
+    )
     results = compute_baselines(
         series.values, index, period=period or None, window=moving_average_window
     )

@@ -145,3 +145,15 @@ def infer_period(train: np.ndarray, frequency=None) -> PeriodGuess:
         f"period {period} inferred from {source} (autocorrelation {at_period:.2f} at lag "
         f"{period}, {above_half:+.2f} above half a period)",
     )
+
+
+def resolve_period(given, own, train, frequency=None) -> tuple[int, str]:
+    """`(period, how it was found)`, 0 for no season: `given` (`--period`; 0: none), else
+    the series' `own`, else inferred from the training part `train` (`infer_period`).
+    `engine train` and `engine baselines` both resolve it here, so they agree."""
+    if given is not None:
+        return given, "--period 0: no season" if given == 0 else f"period {given}: given"
+    if own:
+        return own, f"period {own}: the series' own"
+    guess = infer_period(train, frequency)
+    return guess.period or 0, guess.how

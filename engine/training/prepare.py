@@ -61,7 +61,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     when there is a season), the model's defaults (window size, anchor, units, layers) and
     Huber's delta (scaled to the series)."""
     from engine.model.specs import MODELS, resolve_model_settings
-    from engine.series.period import infer_period
+    from engine.series.period import resolve_period
 
     config = config.validate()  # a known model before its defaults are looked up
     changes = {}
@@ -73,17 +73,11 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
             step_std = float(np.std(np.diff(train))) if len(train) > 2 else 0.0
             changes["huber_delta"] = float(f"{HUBER_DELTA_PER_STEP_STD * step_std:.4g}") or 1.0
         if config.period is None:
-            if loaded.period:
-                changes["period"] = loaded.period
-                changes["period_source"] = f"period {loaded.period}: the series' own"
-            else:
-                guess = infer_period(train, loaded.frequency)
-                changes["period"] = guess.period or 0
-                changes["period_source"] = guess.how
+            changes["period"], changes["period_source"] = resolve_period(
+                None, loaded.period, train, loaded.frequency
+            )
     elif config.period_source is None:
-        changes["period_source"] = (
-            "--period 0: no season" if config.period == 0 else f"period {config.period}: given"
-        )
+        changes["period_source"] = resolve_period(config.period, None, None)[1]
     config = config.replace(**changes)
     if config.model is None:
         seasonal = bool(config.period)
