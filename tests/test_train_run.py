@@ -2,6 +2,7 @@
 SIGKILL, divergence, the LR finder and evaluation."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -185,6 +186,33 @@ def test_config_file_then_flags(tmp_path):
     path.write_text("no_such_key = 1\n")
     with pytest.raises(InputError, match="unknown setting"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('lr = "fast"', 'lr must be a number, not "fast"'),
+        ("epochs = 2.5", "epochs must be an integer, not 2.5"),
+        ("epochs = true", "epochs must be an integer, not true"),
+        ("fast = 1", "fast must be true or false, not 1"),
+        ("model = 3", "model must be a string, not 3"),
+        ("seed = [1]", "seed must be an integer, not [1]"),
+    ],
+)
+def test_config_file_values_of_the_wrong_type_are_named(tmp_path, line, message):
+    # Once these reached the loop and failed there as an internal TypeError.
+    path = tmp_path / "run.toml"
+    path.write_text(line + "\n")
+    with pytest.raises(InputError, match=re.escape(f"{path}: {message}")):
+        load_config(path)
+
+
+def test_config_file_numbers_take_the_fields_types(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("lr = 1\nsplit = 0.8\nperiod = 0\n")
+    config = load_config(path)
+    assert (config.lr, config.split, config.period) == (1.0, "0.8", 0)
+    assert isinstance(config.lr, float)
 
 
 def test_default_model_is_seasonal_and_resolves_its_window():

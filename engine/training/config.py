@@ -7,6 +7,7 @@ reproduced, resumed and exported from its directory alone.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 from dataclasses import dataclass, fields
@@ -193,7 +194,26 @@ def load_config(path: str | Path) -> TrainConfig:
         name = key.replace("-", "_")
         if name not in known:
             raise InputError(f"{path}: unknown setting {key!r}")
-        if name == "split" and value is not None:
-            value = str(value)
-        values[name] = value
+        if name == "split" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)  # `split = 0.8` or `split = 1000`, as the flag takes them
+        values[name] = _typed(path, key, value, known[name].type)
     return TrainConfig().replace(**values)
+
+
+_TOML_TYPES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
+
+
+def _typed(path, key: str, value, annotation: str):
+    """`value` checked against the field's type (`"int | None"` -> int); an int is a float."""
+    kind = annotation.split("|")[0].strip()
+    # bool is an int in Python, but `epochs = true` is a mistake, not 1.
+    fits = {
+        "str": isinstance(value, str),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+    }[kind]
+    if not fits:
+        shown = json.dumps(value, default=str)  # as TOML writes it: true, "fast", [1]
+        raise InputError(f"{path}: {key} must be {_TOML_TYPES[kind]}, not {shown}")
+    return float(value) if kind == "float" else value
