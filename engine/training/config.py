@@ -131,13 +131,16 @@ class TrainConfig:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise InputError(f"--lr must be a positive number, not {self.lr}")
-        clips = [
-            c for c in (self.clip_norm, self.clip_global_norm, self.clip_value) if c is not None
-        ]
+        clips = {
+            name: getattr(self, name)
+            for name in ("clip_norm", "clip_global_norm", "clip_value")
+            if getattr(self, name) is not None
+        }
         if len(clips) > 1:
             raise InputError("give at most one of --clip-norm, --clip-global-norm, --clip-value")
-        if clips and not clips[0] > 0:
-            raise InputError("a clipping threshold must be positive")
+        for name, threshold in clips.items():
+            if not (math.isfinite(threshold) and threshold > 0):
+                raise InputError(f"--{name.replace('_', '-')} must be positive, not {threshold}")
         if self.ensemble > 1 and self.strategy == "multi-worker":
             raise InputError(
                 "--ensemble trains its members one after another in one process: use "
