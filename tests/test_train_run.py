@@ -107,7 +107,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     process.wait(timeout=30)
     assert not (killed_dir / "model.keras").exists(), "killed too late to test a resume"
 
-    resumed = run_engine("train", "--resume", "--epochs", epochs, "--run-dir", str(killed_dir))
+    # As the docs have it: no flag but the run dir (the epochs are the run's own 5, not 60).
+    resumed = run_engine("train", "--resume", "--run-dir", str(killed_dir))
     assert resumed.returncode == 0, resumed.stderr
 
     import cells  # noqa: F401 - registers our layers
@@ -120,6 +121,27 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(a, b)
     metrics = [json.loads(line) for line in (killed_dir / "metrics.jsonl").open()]
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--model", "gru"], 'was trained with model = "rnn", not "gru": --resume continues'),
+        (["--seed", "7"], "was trained with seed = 42, not 7"),
+        (["--epochs", "2"], "--epochs 2 is fewer than the 3 epochs"),
+    ],
+)
+def test_resume_refuses_settings_it_would_not_keep(finished_run, capsys, flags, fragment):
+    # Once `--resume --model gru` resumed the rnn without a word.
+    run_dir, _ = finished_run
+    before = {path: path.read_bytes() for path in run_dir.glob("*") if path.is_file()}
+    status, out, err = engine_in_process(
+        capsys, "train", "--resume", *flags, "--run-dir", str(run_dir)
+    )
+    assert (status, out) == (2, "")
+    assert fragment in err
+    assert len(err.strip().splitlines()) == 1
+    assert {path: path.read_bytes() for path in run_dir.glob("*") if path.is_file()} == before
 
 
 def test_divergence_exits_1_with_one_line(tmp_path):

@@ -80,10 +80,19 @@ def baselines(data, column, date_column, split, moving_average_window, period, a
 def train_command(config_file, resume, quiet, as_json, **flags):
     """Train a forecaster with seqcast's own loop; writes the run dir (metrics, checkpoints,
     model.keras, plots/, summary.json)."""
+    from engine.training.config import read_settings
     from engine.training.train import train
 
     config = run_config(config_file, **flags)
-    summary = train(config, resume=resume, quiet=quiet or as_json)
+    context = click.get_current_context()
+    given = {  # what the user named, as opposed to a default (--data has one)
+        name
+        for name in flags
+        if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    }
+    if config_file:
+        given |= set(read_settings(config_file))
+    summary = train(config, resume=resume, quiet=quiet or as_json, given=given)
     if as_json:
         print_json(summary)
     elif not quiet:

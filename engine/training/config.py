@@ -184,6 +184,11 @@ class TrainConfig:
 
 def load_config(path: str | Path) -> TrainConfig:
     """A `TrainConfig` from a TOML file of `key = value` lines (names as the fields)."""
+    return TrainConfig().replace(**read_settings(path))
+
+
+def read_settings(path: str | Path) -> dict:
+    """The settings a TOML file gives, by field name, each checked against its field's type."""
     file = Path(path)
     if not file.is_file():
         raise InputError(f"{path}: no such config file")
@@ -200,7 +205,7 @@ def load_config(path: str | Path) -> TrainConfig:
         if name == "split" and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)  # `split = 0.8` or `split = 1000`, as the flag takes them
         values[name] = _typed(path, key, value, known[name].type)
-    return TrainConfig().replace(**values)
+    return values
 
 
 _TOML_TYPES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}

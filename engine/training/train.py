@@ -131,27 +131,61 @@ def refit(config: TrainConfig, data: RunData, strategy, loss_fn, epochs: int, pr
     return model, predict
 
 
-def resolve_run(config: TrainConfig, resume: bool) -> TrainConfig:
+def resolve_run(config: TrainConfig, resume: bool, given=None) -> TrainConfig:
     """On `--resume` the run's own config.toml wins, except `epochs` (which may be raised) and
-    where it runs (`strategy`, `replicas`): a run may resume on another number of replicas."""
+    where it runs (`strategy`, `replicas`): a run may resume on another number of replicas.
+
+    `given` names the settings the user gave (flags, a `--config` file): then `epochs` is the
+    run's own unless given, and any other given setting must equal the run's, since a resume
+    cannot change the model or its data. `None` (a call from Python) takes all three from
+    `config` and checks nothing else."""
     run_dir = Path(config.run_dir)
     saved = run_dir / "config.toml"
     if resume:
         if not saved.exists():
             raise InputError(f"{run_dir}: nothing to resume (no config.toml)")
-        return load_config(saved).replace(
-            run_dir=config.run_dir,
-            epochs=config.epochs,
-            strategy=config.strategy,
-            replicas=config.replicas,
-        )
+        original = load_config(saved)
+        for name in sorted(set(given or ()) - set(RESUME_MAY_CHANGE)):
+            if getattr(config, name) != getattr(original, name):
+                was, now = (json.dumps(getattr(c, name)) for c in (original, config))
+                raise InputError(
+                    f"{run_dir} was trained with {name} = {was}, not {now}: --resume continues "
+                    f"a run as it began (drop --{name.replace('_', '-')}, or start a new run in "
+                    "another --run-dir)"
+                )
+        changes = {name: getattr(config, name) for name in RESUME_MAY_CHANGE}
+        if given is not None and "epochs" not in given:
+            changes["epochs"] = original.epochs
+        resumed = original.replace(**changes)
+        done = epochs_done(run_dir)
+        if resumed.epochs < done:
+            raise InputError(
+                f"--epochs {resumed.epochs} is fewer than the {done} epochs {run_dir} has "
+                "run: a resume can only add epochs"
+            )
+        return resumed
     if (run_dir / "checkpoints").exists() or (run_dir / "members").exists():
         raise InputError(f"{run_dir} already holds a run: use --resume, or another --run-dir")
     return config
 
 
-def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dict:
-    """Train per `config`; returns the summary that is also written to summary.json."""
+RESUME_MAY_CHANGE = ("run_dir", "epochs", "strategy", "replicas")
+
+
+def epochs_done(run_dir: Path) -> int:
+    """The most epochs in a latest checkpoint of the run or of its ensemble's members."""
+    done = 0
+    for directory in [run_dir / "checkpoints", *run_dir.glob("members/*/checkpoints")]:
+        latest = tf.train.latest_checkpoint(str(directory))
+        if latest is not None:
+            epoch = tf.train.load_variable(latest, "epoch/.ATTRIBUTES/VARIABLE_VALUE")
+            done = max(done, int(epoch))
+    return done
+
+
+def train(config: TrainConfig, resume: bool = False, quiet: bool = False, given=None) -> dict:
+    """Train per `config`; returns the summary that is also written to summary.json. `given`:
+    the settings the user named, checked against the run's own on `resume` (`resolve_run`)."""
     import keras
 
     from engine.training.backtest import default_horizon
@@ -159,7 +193,7 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> dic
     from engine.training.plots import plot_losses
 
     # --- setup -------------------------------------------------------------------
-    config = resolve_config(resolve_run(config, resume)).validate()
+    config = resolve_config(resolve_run(config, resume, given)).validate()
     if config.ensemble > 1:  # N runs of this function, then the mean of their forecasts
         from engine.training.ensemble import train_ensemble
 
