@@ -100,6 +100,15 @@ def _tf_variable(variable) -> tf.Variable:
     return inner if isinstance(inner, tf.Variable) else variable
 
 
+def _checked_horizon(horizon: tf.Tensor) -> tf.Tensor:
+    """`horizon`, once the graph has checked it is at least 1 (INVALID_ARGUMENT otherwise)."""
+    horizon_ok = tf.debugging.Assert(
+        horizon >= 1, ["`horizon` must be at least 1, got", horizon], name="horizon_check"
+    )
+    with tf.control_dependencies([horizon_ok]):
+        return tf.identity(horizon)
+
+
 def build_serving_module(model, window_size: int, residuals=None) -> tuple[tf.Module, dict]:
     """Wrap `model` in a `tf.Module` holding its variables and the two signature functions.
 
@@ -131,14 +140,10 @@ def build_serving_module(model, window_size: int, residuals=None) -> tuple[tf.Mo
         window = _checked_rows(window, window_size, "window")
         return {OUTPUT_KEY: predict(_last_window(window, window_size))}
 
-    def fed_back(series, horizon):
-        """`[batch, horizon]`: each prediction appended to the window and fed back."""
+    def fed_back(series, steps):
+        """`[batch, steps]`: each prediction appended to the window and fed back; `steps`
+        from `_checked_horizon`."""
         series = _checked_rows(series, window_size, "series")
-        horizon_ok = tf.debugging.Assert(
-            horizon >= 1, ["`horizon` must be at least 1, got", horizon], name="horizon_check"
-        )
-        with tf.control_dependencies([horizon_ok]):
-            steps = tf.identity(horizon)
         # One row per step, [batch] each; stacked and transposed to [batch, horizon] at the end.
         predictions = tf.TensorArray(tf.float32, size=steps, element_shape=tf.TensorShape([None]))
 
@@ -167,7 +172,7 @@ def build_serving_module(model, window_size: int, residuals=None) -> tuple[tf.Mo
 
         @tf.function(input_signature=[series_spec, horizon_spec])
         def forecast(series, horizon):
-            return {OUTPUT_KEY: fed_back(series, horizon)}
+            return {OUTPUT_KEY: fed_back(series, _checked_horizon(horizon))}
 
     else:
         # Sorted once here, so the graph only gathers the rank it needs.
@@ -179,6 +184,7 @@ def build_serving_module(model, window_size: int, residuals=None) -> tuple[tf.Mo
         def forecast(series, horizon, coverage=tf.constant(DEFAULT_COVERAGE, tf.float32)):
             # The Python default becomes the SignatureDef's default: a request may leave
             # `coverage` out, and TF Serving (and ours) feeds 0.9.
+            horizon = _checked_horizon(horizon)  # before the loop and the band both read it
             values = fed_back(series, horizon)
             half_width = band_graph(sorted_residuals, coverage, horizon)[None, :]
             return {OUTPUT_KEY: values, "lower": values - half_width, "upper": values + half_width}

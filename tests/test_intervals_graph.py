@@ -91,6 +91,17 @@ def test_the_graph_refuses_a_coverage_outside_0_1(forecast_function, coverage):
         )
 
 
+@pytest.mark.parametrize("coverage", [{}, {"coverage": tf.constant(0.9)}])
+@pytest.mark.parametrize("horizon", [0, -1, -5])
+def test_the_graph_refuses_a_horizon_below_1_before_the_band_reads_it(
+    forecast_function, horizon, coverage
+):
+    # Once a negative horizon with the default coverage reached the band's tf.range first,
+    # and the answer was "Requires start <= limit when delta > 0".
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`horizon` must be at least 1"):
+        forecast_function(series=tf.constant(SERIES), horizon=tf.constant(horizon), **coverage)
+
+
 def test_without_residuals_the_forecast_signature_is_unchanged():
     _, signatures = build_serving_module(linear_model(), WINDOW)
     function = signatures["forecast"].get_concrete_function()
