@@ -97,6 +97,16 @@ def test_an_undated_order_is_kept_and_an_irregular_unnamed_column_ignored(tmp_pa
     shuffled = ["2000-03", "2000-01", "2000-02"]
     series = load_series(write_dated(tmp_path, shuffled, [3, 1, 2]))
     assert series.values.tolist() == [3, 1, 2] and series.frequency is None
+    # The description says why the dates were not used (once it said nothing).
+    assert series.description == (
+        "csv dated.csv column value (dates in column date not used: rows 2 and 3 are out of "
+        "order; --date-column date sorts the rows by them)"
+    )
+    gap = load_series(write_dated(tmp_path, ["2000-01", "2000-02", "2000-04"], [1, 2, 3]))
+    assert gap.frequency is None and gap.description.endswith(
+        "(dates in column date not used: rows 3 and 4: 2000-04-01 follows 2000-02-01, "
+        "2 months apart where the series steps 1 month)"
+    )
     named = load_series(write_dated(tmp_path, shuffled, [3, 1, 2]), date_column="date")
     assert named.values.tolist() == [1, 2, 3] and named.frequency.name == "monthly"
 
@@ -105,7 +115,8 @@ def test_an_undated_order_is_kept_and_an_irregular_unnamed_column_ignored(tmp_pa
     "dates, message",
     [
         (["2000-01", "2000-02", "2000-02", "2000-03"], "rows 3 and 4 both hold the date"),
-        (["2000-01", "2000-02", "2000-04", "2000-05"], "rows 3 and 4: 2000-04-01 00:00:00 follows"),
+        (["2000-01", "2000-02", "2000-04", "2000-05"], "rows 3 and 4: 2000-04-01 follows 2000-02"),
+        (["2020-01-01 10:00", "2020-01-01 10:00"], "both hold the date 2020-01-01 10:00:00"),
         (["2020-01-01", "2020-01-02", "2020-01-04"], "2 days apart where the series steps 1 day"),
         (["2020-01-01", "Jan 2", "2020-01-03"], "row 3: 'Jan 2' in column date is not an ISO date"),
     ],

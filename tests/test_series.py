@@ -83,10 +83,10 @@ def test_csv_header_names_and_indices(tmp_path):
     assert load_csv(path).tolist() == [9.0, 8.0, 7.0]  # default: the last column
     assert load_csv(path, column="value", date_column="date").tolist() == [1.0, 2.0, 3.0]
     # The run's first line names the column it read, and says when it picked one of several.
-    assert load_series(path).description.endswith(
-        "column other, the last of 3 (--column picks another)"
+    assert load_series(path).description.startswith(
+        "csv series.csv column other, the last of 3 (--column picks another) (dates in"
     )
-    assert load_series(path, column="1").description.endswith("column value")
+    assert load_series(path, column="1").description.startswith("csv series.csv column value (")
     two = write(tmp_path, "date,value\n2020-01-01,1\n2020-01-02,2\n", "two.csv")
     assert load_series(two).description == "csv two.csv (daily) column value"
     assert load_series(write(tmp_path, "1\n2\n", "bare.csv")).description.endswith("column 0")

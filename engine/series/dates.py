@@ -87,7 +87,7 @@ def regular_frequency(dates: list[dt.datetime], lines: list[int], path: str) -> 
         if dates[index] == dates[index - 1]:
             raise InputError(
                 f"{path}: rows {lines[index - 1]} and {lines[index]} both hold the date "
-                f"{dates[index].isoformat(sep=' ')}: one value per date"
+                f"{shown(dates[index])}: one value per date"
             )
     on_month_starts = all(d.day == 1 and d.time() == dt.time() for d in dates)
     if on_month_starts:
@@ -101,8 +101,8 @@ def regular_frequency(dates: list[dt.datetime], lines: list[int], path: str) -> 
         if gap != step:
             raise InputError(
                 f"{path}: rows {lines[index]} and {lines[index + 1]}: "
-                f"{dates[index + 1].isoformat(sep=' ')} follows "
-                f"{dates[index].isoformat(sep=' ')}, {_describe(gap, unit)} apart where the "
+                f"{shown(dates[index + 1])} follows {shown(dates[index])}, "
+                f"{_describe(gap, unit)} apart where the "
                 f"series steps {_describe(step, unit)}: fill or drop the gap first"
             )
     if unit == "months":
@@ -110,6 +110,11 @@ def regular_frequency(dates: list[dt.datetime], lines: list[int], path: str) -> 
     else:
         name = _SECONDS.get(step, f"every {_describe(step, unit)}")
     return Frequency(name, step, unit)
+
+
+def shown(date: dt.datetime) -> str:
+    """`2020-01-31` for a midnight, `2020-01-31 13:00:00` otherwise (for messages)."""
+    return date.date().isoformat() if date.time() == dt.time() else date.isoformat(sep=" ")
 
 
 def _describe(step: int, unit: str) -> str:

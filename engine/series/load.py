@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,10 +42,22 @@ def load_series(
     if data == "synthetic":
         _, values = course_series()
         return Series(values, "synthetic course series (length 1461, seed 42)", COURSE_PERIOD)
-    values, frequency, label, last_date = read_csv(data, column, date_column, header)
-    frequency_name = f" ({frequency.name})" if frequency is not None else ""
-    description = f"csv {Path(data).name}{frequency_name} column {label}"
-    return Series(values, description, frequency=frequency, last_date=last_date)
+    read = read_csv(data, column, date_column, header)
+    frequency_name = f" ({read.frequency.name})" if read.frequency is not None else ""
+    description = f"csv {Path(data).name}{frequency_name} column {read.label}"
+    if read.dates_note:
+        description += f" ({read.dates_note})"
+    return Series(read.values, description, frequency=read.frequency, last_date=read.last_date)
+
+
+class CsvColumn(NamedTuple):
+    """What `read_csv` found: the series and what its file says about it."""
+
+    values: np.ndarray  # [time] float64
+    frequency: Frequency | None  # of the date column, when one is given or regular
+    label: str  # the column, for messages (a defaulted column among several says so)
+    last_date: dt.datetime | None  # the last value's date, with the frequency
+    dates_note: str | None = None  # why a date column nobody named was not used
 
 
 DELIMITERS = (",", ";", "\t")
@@ -87,7 +100,7 @@ def load_csv(
     header: bool | None = None,
 ) -> np.ndarray:
     """One numeric column of a CSV file as a float64 series (see `read_csv`)."""
-    return read_csv(path, column, date_column, header)[0]
+    return read_csv(path, column, date_column, header).values
 
 
 def read_csv(
@@ -95,17 +108,17 @@ def read_csv(
     column: str | None = None,
     date_column: str | None = None,
     header: bool | None = None,
-) -> tuple[np.ndarray, Frequency | None, str, dt.datetime | None]:
-    """Read one numeric column of a CSV file as a float64 series, its dates' frequency, the
-    column's name for messages (a defaulted column among several says so), and the last
-    value's date (None without a regular date column).
+) -> CsvColumn:
+    """Read one numeric column of a CSV file as a float64 series, with its dates' frequency,
+    the column's name for messages and the last value's date (`CsvColumn`).
 
     `column` is a header name or a 0-based index (default: the last column, so that a
     `date,value` file works without flags). `header=None` detects a header row (a first
     row with a non-numeric cell in the value column). With `date_column`, rows are sorted
     by that column's ISO dates, which must be regular (no duplicate, no gap); otherwise file
     order is kept, and a column of regular ISO dates, if there is one, only tells the
-    frequency (one running newest first is an error: the series would run backwards). Any
+    frequency (one running newest first is an error: the series would run backwards; an
+    irregular one is not used, and `dates_note` says where it breaks). Any
     missing, non-numeric or non-finite value is an `InputError` naming the row (1-based
     line number in the file).
     """
@@ -174,26 +187,37 @@ def read_csv(
         dates = parse_dates(cells(date_index), lines, path, date_column)
         order = sorted(range(len(dates)), key=dates.__getitem__)
         frequency = regular_frequency([dates[i] for i in order], [lines[i] for i in order], path)
-        return series[order], frequency, label, dates[order[-1]]
+        return CsvColumn(series[order], frequency, label, dates[order[-1]])
     for index in range(width):  # a date column nobody named: its frequency, if regular
         if index in (value_index, value_index + width) or len(body) < 2:
             continue
         texts = cells(index)
         dates = [parse_date(text) for text in texts]
         if all(date is not None for date in dates) and not all(_looks_numeric(t) for t in texts):
+            name = names[index] if names else str(index)
             if all(later < earlier for earlier, later in zip(dates, dates[1:])):
                 # Read in file order, the series would run backwards in time: the training
                 # part would be the future and the validation part the past.
-                name = names[index] if names else str(index)
                 raise InputError(
                     f"{path}: the dates in column {name} run newest first: give "
                     f"--date-column {name} to order the rows by them"
                 )
             try:
-                return series, regular_frequency(dates, lines, path), label, dates[-1]
-            except InputError:  # unsorted or irregular: it says nothing reliable
-                return series, None, label, None
-    return series, None, label, None
+                return CsvColumn(series, regular_frequency(dates, lines, path), label, dates[-1])
+            except InputError as error:  # a gap, a repeat, out of order: nothing reliable
+                # Said, not refused: weekdays-only dates are a regular series too. A missing
+                # row is not, and the note is where a user learns of it.
+                where = str(error).removeprefix(f"{path}: ").split(": fill or drop")[0]
+                back = next((i for i in range(1, len(dates)) if dates[i] < dates[i - 1]), None)
+                if back is not None:
+                    where = (
+                        f"rows {lines[back - 1]} and {lines[back]} are out of order; "
+                        f"--date-column {name} sorts the rows by them"
+                    )
+                return CsvColumn(
+                    series, None, label, None, f"dates in column {name} not used: {where}"
+                )
+    return CsvColumn(series, None, label, None)
 
 
 def split_index(length: int, split: float | int | str | None) -> int:
