@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -125,6 +127,8 @@ def test_a_date_in_the_default_column_points_at_column(tmp_path):
 def test_csv_without_header(tmp_path):
     path = write(tmp_path, "1.5\n2.5\n3.5\n")
     assert load_csv(path).tolist() == [1.5, 2.5, 3.5]
+    # Empty lines before and after the values are spacing, not missing values.
+    assert load_csv(write(tmp_path, "\nvalue\n1.5\n2.5\n\n\n", "spaced.csv")).tolist() == [1.5, 2.5]
 
 
 @pytest.mark.parametrize(
@@ -134,11 +138,13 @@ def test_csv_without_header(tmp_path):
         ("value\n1\nnan\n3\n", None, "row 3: 'nan' is not a finite number"),
         ("value\n1\n2\ninf\n", None, "row 4: 'inf' is not a finite number"),
         ("a,value\n1,1\n2,\n", "value", "row 3: missing value"),
+        ("value\n1\n\n3\n", None, "row 3: missing value (an empty line)"),
+        ("1\n2\n \n3\n", None, "row 3: missing value (an empty line)"),
         ("value\n1\n2\n", "price", "no column 'price'"),
     ],
 )
 def test_csv_bad_values_name_the_row(tmp_path, text, column, message):
-    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+    with pytest.raises(InputError, match=re.escape(message)):
         load_csv(write(tmp_path, text), column=column)
 
 

@@ -147,6 +147,13 @@ def read_csv(
     names = [c.strip() for c in first] if header else None
     body = numbered[1:] if header else numbered
     width = len(first)
+    if width == 1 and body:
+        # In a one-column file an empty line between values is a value left out, not
+        # spacing: skipped, every later value would move one step back in time.
+        present = {line for line, _ in body}
+        gap = next((n for n in range(body[0][0], body[-1][0]) if n not in present), None)
+        if gap is not None:
+            raise InputError(f"{path}: row {gap}: missing value (an empty line)")
 
     value_index = width - 1 if column is None else _column_index(column, names, path)
     if not -width <= value_index < width:
