@@ -14,6 +14,7 @@ import pytest
 from cli_runner import engine_in_process, run_engine
 
 from engine.errors import InputError
+from engine.series.course import course_series
 from engine.training.config import TrainConfig, load_config
 from engine.training.prepare import resolve_config
 from engine.training.train import train
@@ -268,3 +269,19 @@ def test_csv_too_short_for_one_window_exits_2(tmp_path):
     assert result.returncode == 2
     assert "too few rows for one window" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("loss", ["huber", "mae"])
+def test_adam_trains_the_same_whatever_the_series_units(tmp_path, loss):
+    """The same series in units 10,000 times smaller trains to the same forecasts, scaled.
+    With Adam's epsilon a fixed 1e-7, a series moving by 1e-4 a step barely trained (its
+    MASE three times the same series' in units)."""
+    _, values = course_series()
+    figures = []
+    for units in (1.0, 1e-4):
+        path = tmp_path / f"units{units}.csv"
+        path.write_text("value\n" + "\n".join(repr(float(v) * units) for v in values[:700]) + "\n")
+        config = TrainConfig(**SMALL, epochs=2, loss=loss, period=0, data=str(path), split="500")
+        summary = train(config.replace(run_dir=str(tmp_path / f"run{units}")), quiet=True)
+        figures.append(summary["val_mae"] / units)
+    assert figures[1] == pytest.approx(figures[0], rel=1e-3)

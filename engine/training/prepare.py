@@ -193,10 +193,24 @@ def steps_per_epoch(config: TrainConfig, data: RunData) -> int:
     return math.ceil(data.train_pairs / config.batch_size)
 
 
-def make_optimizer(config: TrainConfig, total_steps: int, learning_rate=None):
+ADAM_EPSILON = 1e-7  # Keras's default, for a series whose standard deviation is 1
+
+
+def gradient_unit(loss: str, series_std: float) -> float:
+    """How the loss's gradients scale with the series' units: the loss is taken in series
+    units, and the model's output is the series' standard deviation times what its layers
+    compute, so a Huber (small delta) or squared loss's gradients scale with the standard
+    deviation squared, an absolute loss's with the standard deviation once."""
+    return series_std if loss == "mae" else series_std**2
+
+
+def make_optimizer(
+    config: TrainConfig, total_steps: int, learning_rate=None, series_std: float = 1.0
+):
     """`keras.optimizers` Adam or SGD with the run's clipping and weight decay; a
     `LossScaleOptimizer` around it under mixed_float16. `learning_rate` overrides the
-    configured schedule."""
+    configured schedule. `series_std`: the training part's standard deviation, for Adam's
+    epsilon."""
     import keras
 
     if learning_rate is None:
@@ -213,7 +227,12 @@ def make_optimizer(config: TrainConfig, total_steps: int, learning_rate=None):
     if config.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(learning_rate, momentum=config.momentum, **options)
     else:
-        optimizer = keras.optimizers.Adam(learning_rate, **options)
+        # Adam divides by the gradients' RMS plus epsilon, so epsilon must be in the gradients'
+        # units, or the series' units decide how far Adam steps: with a fixed 1e-7, a series
+        # in units where it moves by 1e-4 a step (prices in thousands, rates) barely trained.
+        # In these units Adam steps the same on a series whatever its units.
+        epsilon = ADAM_EPSILON * gradient_unit(config.loss, series_std)
+        optimizer = keras.optimizers.Adam(learning_rate, epsilon=epsilon, **options)
     if config.precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer

@@ -76,7 +76,9 @@ def build_training(config, data, strategy, loss_fn, total_steps: int, learning_r
     for. `engine train` steps with it and `engine lr-find` sweeps with it, so the two agree."""
     with strategy.scope():
         model = build_run_model(config, data)
-        optimizer = make_optimizer(config, total_steps, learning_rate=learning_rate)
+        optimizer = make_optimizer(
+            config, total_steps, learning_rate=learning_rate, series_std=data.normalization.std
+        )
         optimizer.build(model.trainable_variables)
         train_step = make_train_step(model, optimizer, loss_fn, **step_options(config))
     return model, optimizer, train_step
