@@ -6,6 +6,7 @@ import pytest
 from engine.errors import InputError
 from engine.series.course import course_series
 from engine.series.load import load_csv, load_series, split_index
+from engine.series.metrics import figure
 from engine.series.windows import Normalization, window_pairs, windowed_dataset
 
 
@@ -151,3 +152,20 @@ def test_csv_bad_values_name_the_row(tmp_path, text, column, message):
 def test_csv_missing_file(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         load_csv(str(tmp_path / "absent.csv"))
+
+
+@pytest.mark.parametrize(
+    "value, decimals, shown",
+    [
+        (4.34251, 4, "4.3425"),
+        (0.0, 4, "0.0000"),
+        (0.0734, 4, "0.0734"),
+        (3.66e-07, 4, "3.66e-07"),  # a series in small units: once "0.0000"
+        (8.585203e17, 4, "8.585e+17"),
+        (115.404099, 6, "115.404099"),
+        (7.35e-05, 3, "7.35e-05"),
+        (float("nan"), 4, "nan"),
+    ],
+)
+def test_figures_keep_their_digits_in_any_units(value, decimals, shown):
+    assert figure(value, decimals) == shown

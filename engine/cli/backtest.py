@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from engine.cli.options import json_option, print_json, quiet_option
+from engine.series.metrics import figure
 
 
 def table_steps(horizon: int) -> list[int]:
@@ -31,7 +32,7 @@ def format_table(result: dict) -> list[str]:
             mae, mase = figures["mean"]["mae"], figures["mean"]["mase"]
         else:
             mae, mase = figures["mae"][index], has_mase and figures["mase"][index]
-        return f"{mae:>9.3f}" + (f"{mase:>9.3f}" if has_mase else "")
+        return f"{figure(mae, 3):>9}" + (f"{mase:>9.3f}" if has_mase else "")
 
     for step in table_steps(result["horizon"]):
         lines.append(f"{step:<6}" + "".join(cells(forecasts[n], step - 1) for n in names))
@@ -48,9 +49,9 @@ def format_band_table(band: dict, horizon: int) -> list[str]:
     ]
     for step in table_steps(horizon):
         coverage, width = band["empirical_coverage"][step - 1], band["width"][step - 1]
-        lines.append(f"{step:<6}{coverage:>10.1%}{width:>10.3f}")
+        lines.append(f"{step:<6}{coverage:>10.1%}{figure(width, 3):>10}")
     mean = band["mean"]
-    lines.append(f"{'mean':<6}{mean['empirical_coverage']:>10.1%}{mean['width']:>10.3f}")
+    lines.append(f"{'mean':<6}{mean['empirical_coverage']:>10.1%}{figure(mean['width'], 3):>10}")
     return lines
 
 

@@ -179,6 +179,7 @@ def forecast(
     with its band when the model has one."""
     from engine.series.dates import dates_after, steps_from
     from engine.series.load import load_series
+    from engine.series.metrics import figure
     from export.intervals import DEFAULT_COVERAGE
     from serving.client import ForecastClient, ServingClientError
 
@@ -230,7 +231,7 @@ def forecast(
         click.echo(",".join(["step", *(["date"] if dates else []), *names]))
         for offset, row in enumerate(rows):
             labels = [steps[offset], *([dates[offset]] if dates else [])]
-            click.echo(",".join([*labels, *(f"{v:.6f}" for v in row)]))
+            click.echo(",".join([*labels, *(figure(v, 6) for v in row)]))
     else:
         band = ""
         if result.lower is not None:
@@ -245,7 +246,7 @@ def forecast(
         click.echo(f"{'step':>8}{date_header}" + "".join(f"{name:>14}" for name in names))
         for offset, row in enumerate(rows):
             date = f"{dates[offset]:>{width}}" if dates else ""
-            click.echo(f"{steps[offset]:>8}{date}" + "".join(f"{v:>14.6f}" for v in row))
+            click.echo(f"{steps[offset]:>8}{date}" + "".join(f"{figure(v, 6):>14}" for v in row))
     if plot:
         from engine.training.plots import plot_history_and_forecast
 

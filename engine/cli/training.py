@@ -13,6 +13,7 @@ from engine.cli.options import (
     train_options,
 )
 from engine.errors import InputError
+from engine.series.metrics import figure
 
 
 @click.command()
@@ -61,7 +62,7 @@ def baselines(data, column, date_column, split, moving_average_window, period, a
     click.echo(period_source)
     click.echo(f"{'baseline':<22}{'MAE':>12}{'MSE':>14}")
     for name, figures in results.items():
-        click.echo(f"{name:<22}{figures['mae']:>12.6f}{figures['mse']:>14.6f}")
+        click.echo(f"{name:<22}{figure(figures['mae'], 6):>12}{figure(figures['mse'], 6):>14}")
 
 
 @click.command("train")
@@ -98,7 +99,7 @@ def train_command(config_file, resume, quiet, as_json, **flags):
     elif not quiet:
         run_dir = config.run_dir
         click.echo(
-            f"validation MAE {summary['val_mae']:.4f}  MSE {summary['val_mse']:.4f}  "
+            f"validation MAE {figure(summary['val_mae'])}  MSE {figure(summary['val_mse'])}  "
             f"({summary['epochs_run']} epochs, {summary['seconds']:.0f}s)"
         )
         click.echo(
@@ -149,6 +150,6 @@ def evaluate_command(run_dir, as_json):
     click.echo(f"{'forecast':<22}{'MAE':>10}{'MSE':>12}{'RMSE':>10}{'MASE':>9}")
     for name, row in results.items():
         click.echo(
-            f"{name:<22}{row['mae']:>10.4f}{row['mse']:>12.4f}{row['rmse']:>10.4f}"
+            f"{name:<22}{figure(row['mae']):>10}{figure(row['mse']):>12}{figure(row['rmse']):>10}"
             f"{row['mase']:>9.4f}"
         )

@@ -31,3 +31,13 @@ def forecast_errors(
     if train is not None:
         result["mase"] = mase(truth, forecast, train)
     return result
+
+
+def figure(value: float, decimals: int = 4) -> str:
+    """`value` for a person: `decimals` places in the usual range, and in scientific notation
+    where fixed places would hide it (a series in small units: 3.66e-07, not 0.0000) or pad
+    it (8.585e+17)."""
+    value = float(value)
+    if value == 0 or not np.isfinite(value) or 10 ** (2 - decimals) <= abs(value) < 1e7:
+        return f"{value:.{decimals}f}"
+    return f"{value:.{decimals}g}"

@@ -17,6 +17,7 @@ import json
 import time
 from pathlib import Path
 
+from engine.series.metrics import figure
 from engine.training.config import TrainConfig, load_config
 from engine.training.progress import Progress
 
@@ -132,11 +133,11 @@ def train_ensemble(config: TrainConfig, resume: bool, quiet: bool) -> dict:
         [read_metrics(Path(m.run_dir) / "metrics.jsonl", m.epochs) for m, _ in members],
         run_dir / "plots" / "loss.png",
     )
-    member_maes = ", ".join(f"{s['val_mae']:.4f}" for _, s in members)
+    member_maes = ", ".join(figure(s["val_mae"]) for _, s in members)
     progress.line(
         f"ensemble of {config.ensemble} done in {time.perf_counter() - started:.1f}s: "
-        f"validation MAE {summary['val_mae']:.4f} (members {member_maes}; naive "
-        f"{summary['baselines']['naive']['mae']:.4f})"
+        f"validation MAE {figure(summary['val_mae'])} (members {member_maes}; naive "
+        f"{figure(summary['baselines']['naive']['mae'])})"
     )
     progress.line(band_note)
     progress.line(backtest_note)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import InputError, RunFailed
+from engine.series.metrics import figure
 from engine.training.config import TrainConfig
 from engine.training.losses import get_loss
 
@@ -103,7 +104,7 @@ def find_lr(
         lrs.append(float(rate))
         losses.append(loss)
         if len(lrs) % 20 == 0:
-            progress.line(f"lr {rate:.2e}  loss {loss:.4f}")
+            progress.line(f"lr {rate:.2e}  loss {figure(loss)}")
     if len(lrs) < 3:
         raise RunFailed("the loss diverged within the first steps: lower --min-lr")
     smoothed = smooth(np.asarray(losses))

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from engine.errors import InputError, RunFailed
-from engine.series.metrics import forecast_errors
+from engine.series.metrics import figure, forecast_errors
 from engine.series.windows import windowed_dataset
 from engine.training.config import TrainConfig, load_config
 from engine.training.distribute import distribute_dataset, make_strategy, write_dir
@@ -124,8 +124,8 @@ def refit(config: TrainConfig, data: RunData, strategy, loss_fn, epochs: int, pr
         loss, _ = run_epoch(train_step, strategy, whole, config, epoch, progress, epochs)
         forecast = predict_in_batches(predict, data.valid_windows)
         progress.line(
-            f"refit epoch {epoch}/{epochs}  loss {loss:.4f}  val_mae "
-            f"{forecast_errors(data.valid_targets, forecast)['mae']:.4f}  "
+            f"refit epoch {epoch}/{epochs}  loss {figure(loss)}  val_mae "
+            f"{figure(forecast_errors(data.valid_targets, forecast)['mae'])}  "
             f"{time.perf_counter() - started:.1f}s"
         )
     return model, predict
@@ -294,8 +294,8 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False, given=
                 if entry[key] is not None:
                     tf.summary.scalar(key, entry[key])
         progress.line(
-            f"epoch {current}/{config.epochs}  loss {train_loss:.4f}  selection_mae "
-            f"{selection['mae']:.4f}  val_mae {val['mae']:.4f}  lr {lr:.2e}  "
+            f"epoch {current}/{config.epochs}  loss {figure(train_loss)}  selection_mae "
+            f"{figure(selection['mae'])}  val_mae {figure(val['mae'])}  lr {lr:.2e}  "
             f"{entry['seconds']:.1f}s"
         )
 
@@ -353,10 +353,10 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False, given=
     plot_losses(history, out.path / "plots" / "loss.png")
     progress.line(
         f"done in {time.perf_counter() - started:.1f}s ({stop_reason}); best epoch "
-        f"{summary['best_epoch']} (by selection MAE {selection['mae']:.4f})"
+        f"{summary['best_epoch']} (by selection MAE {figure(selection['mae'])})"
         + (f", refit on all {data.split} training points" if refitted else "")
-        + f": validation MAE {summary['val_mae']:.4f} "
-        f"(naive {summary['baselines']['naive']['mae']:.4f})"
+        + f": validation MAE {figure(summary['val_mae'])} "
+        f"(naive {figure(summary['baselines']['naive']['mae'])})"
     )
     progress.line(band_note)
     progress.line(backtest_note)
@@ -416,6 +416,6 @@ def finish_run(model, predict, config, data, out_path: Path, selection, calibrat
         data.valid_targets,
         forecast,
         out_path / "plots" / "forecast.png",
-        f"{config.model}: validation MAE {val['mae']:.3f}",
+        f"{config.model}: validation MAE {figure(val['mae'], 3)}",
     )
     return summary, backtest_note
