@@ -131,6 +131,9 @@ def refit(config: TrainConfig, data: RunData, strategy, loss_fn, epochs: int, pr
     return model, predict
 
 
+RESUME_MAY_CHANGE = ("run_dir", "epochs", "strategy", "replicas")  # all else is the run's own
+
+
 def resolve_run(config: TrainConfig, resume: bool, given=None) -> TrainConfig:
     """On `--resume` the run's own config.toml wins, except `epochs` (which may be raised) and
     where it runs (`strategy`, `replicas`): a run may resume on another number of replicas.
@@ -167,9 +170,6 @@ def resolve_run(config: TrainConfig, resume: bool, given=None) -> TrainConfig:
     if (run_dir / "checkpoints").exists() or (run_dir / "members").exists():
         raise InputError(f"{run_dir} already holds a run: use --resume, or another --run-dir")
     return config
-
-
-RESUME_MAY_CHANGE = ("run_dir", "epochs", "strategy", "replicas")
 
 
 def epochs_done(run_dir: Path) -> int:
