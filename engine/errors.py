@@ -1,7 +1,9 @@
-"""The two ways a command can fail, mapped by the CLI to exit statuses.
+"""The ways a command can end early, mapped by the CLI to exit statuses.
 
 `InputError` (exit 2): the user's input is wrong (a file, a flag, a value).
 `RunFailed` (exit 1): the input was fine but the work failed (divergence, a failed check).
+`Interrupted` (exit 130, as for any Ctrl-C): the user stopped it; the message says how to
+go on.
 """
 
 
@@ -11,6 +13,10 @@ class InputError(ValueError):
 
 class RunFailed(RuntimeError):
     """The work itself failed; the message is one line that says why."""
+
+
+class Interrupted(Exception):
+    """Stopped by the user (Ctrl-C); the message is one line that says how to go on."""
 
 
 def first_line(error: BaseException | str) -> str:

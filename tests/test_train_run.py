@@ -124,6 +124,30 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4, 5]
 
 
+def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path):
+    run_dir = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine", "train", *SMALL_FLAGS, "--epochs", "500",
+         "--run-dir", str(run_dir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        # A shell's background jobs ignore SIGINT; a terminal's Ctrl-C does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while not (run_dir / "checkpoints" / "checkpoint").exists():
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no checkpoint appeared in time"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    # Once "engine: aborted" and exit 1, as for a failed run.
+    assert process.returncode == 130
+    assert err.strip() == (
+        "engine: interrupted; to go on from the last finished epoch: engine train --resume "
+        f"--run-dir {run_dir}"
+    )
+
+
 @pytest.mark.parametrize(
     "flags, fragment",
     [

@@ -17,7 +17,7 @@ from engine.cli.deploy import export_command, forecast
 from engine.cli.equivalence import verify
 from engine.cli.serve import serve
 from engine.cli.training import baselines, evaluate_command, lr_find_command, train_command
-from engine.errors import InputError, RunFailed, first_line
+from engine.errors import InputError, Interrupted, RunFailed, first_line
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -72,16 +72,16 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as error:  # bad usage: unknown option, bad value, ...
         click.echo(f"engine: error: {error.format_message()}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("engine: aborted", err=True)
-        sys.exit(1)
     except InputError as error:
         click.echo(f"engine: error: {error}", err=True)
         sys.exit(2)
     except RunFailed as error:
         click.echo(f"engine: failed: {error}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except Interrupted as error:
+        click.echo(f"engine: interrupted; {error}", err=True)
+        sys.exit(130)
+    except (KeyboardInterrupt, click.exceptions.Abort):  # click turns Ctrl-C into Abort
         click.echo("engine: interrupted", err=True)
         sys.exit(130)
     except Exception as error:  # noqa: BLE001 - the contract is one line, never a traceback

@@ -12,7 +12,7 @@ from engine.cli.options import (
     run_config,
     train_options,
 )
-from engine.errors import InputError
+from engine.errors import InputError, Interrupted
 from engine.series.metrics import figure
 
 
@@ -93,7 +93,13 @@ def train_command(config_file, resume, quiet, as_json, **flags):
     }
     if config_file:
         given |= set(read_settings(config_file))
-    summary = train(config, resume=resume, quiet=quiet or as_json, given=given)
+    try:
+        summary = train(config, resume=resume, quiet=quiet or as_json, given=given)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"to go on from the last finished epoch: engine train --resume --run-dir "
+            f"{config.run_dir}"
+        ) from None
     if as_json:
         print_json(summary)
     elif not quiet:
