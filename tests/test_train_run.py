@@ -86,6 +86,24 @@ def test_refuses_to_overwrite_a_run(finished_run):
         train(TrainConfig(**SMALL, epochs=1, run_dir=str(run_dir)), quiet=True)
 
 
+def train_until(run_dir, epochs: str, checkpoint_file: str, **popen) -> subprocess.Popen:
+    """`engine train` of the small model in a subprocess, once `checkpoint_file` is written."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine", "train", *SMALL_FLAGS, "--epochs", epochs,
+         "--run-dir", str(run_dir)],
+        stdout=subprocess.DEVNULL,
+        # A shell's background jobs ignore SIGINT; a terminal's Ctrl-C does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        **popen,
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while not (run_dir / "checkpoints" / checkpoint_file).exists():
+        assert process.poll() is None, "the run ended before the signal"
+        assert time.monotonic() < deadline, "no checkpoint appeared in time"
+        time.sleep(0.05)
+    return process
+
+
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     epochs = "5"
     whole = run_engine(
@@ -94,16 +112,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     assert whole.returncode == 0, whole.stderr
 
     killed_dir = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "engine", "train", *SMALL_FLAGS, "--epochs", epochs,
-         "--run-dir", str(killed_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 180
-    while not (killed_dir / "checkpoints" / "ckpt-2.index").exists():
-        assert process.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline, "no checkpoint appeared in time"
-        time.sleep(0.05)
+    process = train_until(killed_dir, epochs, "ckpt-2.index", stderr=subprocess.DEVNULL)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert not (killed_dir / "model.keras").exists(), "killed too late to test a resume"
@@ -126,18 +135,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
 
 def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path):
     run_dir = tmp_path / "interrupted"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "engine", "train", *SMALL_FLAGS, "--epochs", "500",
-         "--run-dir", str(run_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        # A shell's background jobs ignore SIGINT; a terminal's Ctrl-C does not.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
-    deadline = time.monotonic() + 180
-    while not (run_dir / "checkpoints" / "checkpoint").exists():
-        assert process.poll() is None, "the run ended before it could be interrupted"
-        assert time.monotonic() < deadline, "no checkpoint appeared in time"
-        time.sleep(0.05)
+    process = train_until(run_dir, "500", "checkpoint", stderr=subprocess.PIPE, text=True)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     # Once "engine: aborted" and exit 1, as for a failed run.
