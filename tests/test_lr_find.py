@@ -3,6 +3,7 @@ still falls, never a noise dip among the first steps."""
 
 import numpy as np
 import pytest
+from cli_runner import engine_in_process
 
 from engine.training.lr_find import smooth, suggest, sweep_rates
 
@@ -42,3 +43,19 @@ def test_a_real_sweep_of_the_course_rnn():
     at = int(np.searchsorted(lrs, sweep["suggested_lr"]))
     assert sweep["suggested_lr"] >= 10 * lrs[0]  # past the first decade
     assert smoothed[at:].min() < 0.8 * smoothed[at]  # the loss falls on after it
+    assert sweep["diverged"]  # SGD at a rate of 1 on the course series
+
+
+def test_a_sweep_that_never_diverges_says_the_rates_may_lie_above_it(tmp_path, capsys):
+    # SGD stops short of any useful rate on a series in small units, where its loss and
+    # gradients are tiny; the suggestion then lies among noise, and the sweep says so.
+    status, out, _ = engine_in_process(
+        capsys, "lr-find", "--model", "rnn", "--units", "8", "--layers", "1",
+        "--optimizer", "sgd", "--steps", "10", "--max-lr", "1e-5",
+        "--run-dir", str(tmp_path),
+    )  # fmt: skip
+    assert status == 0
+    assert out.splitlines()[-1] == (
+        "the loss never diverged up to --max-lr 1e-05: the rates that train best may lie "
+        "above it (raise --max-lr and look at the plot)"
+    )

@@ -140,6 +140,11 @@ def lr_find_command(config_file, min_lr, max_lr, steps, quiet, as_json, **flags)
         click.echo(
             f"suggested learning rate: {result['suggested_lr']:.3g}  (plot: {result['plot']})"
         )
+        if not result["diverged"]:
+            click.echo(
+                f"the loss never diverged up to --max-lr {max_lr:g}: the rates that train "
+                "best may lie above it (raise --max-lr and look at the plot)"
+            )
 
 
 @click.command("evaluate")

@@ -92,13 +92,14 @@ def find_lr(
 
     rates = sweep_rates(min_lr, max_lr, steps)
     lrs, losses = [], []
-    best = math.inf
+    best, diverged = math.inf, False
     for rate, (windows, targets) in zip(rates, batches):
         optimizer.learning_rate = float(rate)  # assigns the optimizer's rate variable
         loss, _ = train_step(windows, targets)
         loss = float(loss)
         if not math.isfinite(loss) or loss > 4 * best:
             progress.line(f"stopped at lr {rate:.2e}: the loss diverged")
+            diverged = True
             break
         best = min(best, loss)
         lrs.append(float(rate))
@@ -115,6 +116,9 @@ def find_lr(
         "losses": losses,
         "smoothed_losses": smoothed.tolist(),
         "replicas": strategy.num_replicas_in_sync,
+        # Never diverging, the sweep may have stopped short of the rates that train: SGD's
+        # rate is in the loss's units, which a series in small units makes tiny.
+        "diverged": diverged,
     }
     if out_dir is not None and is_chief(strategy):  # one plot per cluster, not per worker
         path = Path(out_dir) / "lr_find.png"
