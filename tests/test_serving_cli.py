@@ -84,6 +84,23 @@ def test_engine_forecast_errors(server, capsys, extra, status, fragment):
     assert fragment in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("plot", "fragment"),
+    [
+        ("no-such-folder/forecast.png", "no-such-folder is not a directory"),
+        ("forecast.txt", "give it a suffix such as .png"),
+    ],
+)
+def test_engine_forecast_refuses_a_plot_path_before_asking(capsys, plot, fragment):
+    # The server is unreachable: exit 2 and no output show the path was refused first. Once
+    # the forecast was fetched and printed, then the plot failed (a .txt as an internal error).
+    code, out, err = engine_in_process(
+        capsys, "forecast", "--server", "127.0.0.1:1", "--model-name", MODEL, "--plot", plot
+    )
+    assert (code, out) == (2, "")
+    assert fragment in err and len(err.strip().splitlines()) == 1
+
+
 def test_engine_forecast_unreachable_server_exits_1(capsys):
     code, _, err = engine_in_process(
         capsys, "forecast", "--server", "127.0.0.1:1", "--model-name", MODEL, "--timeout", "2"

@@ -224,6 +224,18 @@ def test_bad_train_flags_exit_2(tmp_path, capsys, flags, fragment):
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.parametrize("command", ["train", "lr-find"])
+def test_a_run_dir_under_a_file_is_refused_before_any_work(tmp_path, capsys, command):
+    # Once an internal NotADirectoryError (exit 1) when the plots folder was made.
+    (tmp_path / "a-file").write_text("")
+    run_dir = tmp_path / "a-file" / "run"
+    status, out, err = engine_in_process(capsys, command, *SMALL_FLAGS, "--run-dir", str(run_dir))
+    assert (status, out) == (2, "")
+    assert err.strip() == (
+        f"engine: error: --run-dir {run_dir}: {tmp_path / 'a-file'} is a file, not a directory"
+    )
+
+
 def test_config_file_then_flags(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text('model = "gru"\nepochs = 7\nlr = 0.01\n')

@@ -189,6 +189,10 @@ def forecast(
         raise InputError("the serving_default signature forecasts one step: drop --horizon")
     if signature == "serving_default" and coverage is not None:
         raise InputError("the serving_default signature has no band: drop --coverage")
+    if plot:  # before the request: a path it cannot write is bad input, found at once
+        from engine.training.plots import check_plot_path
+
+        check_plot_path(plot)
     horizon = 1 if signature == "serving_default" else (30 if horizon is None else horizon)
     series = load_series(data, column=column, date_column=date_column)
     try:

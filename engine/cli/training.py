@@ -129,8 +129,10 @@ def train_command(config_file, resume, quiet, as_json, **flags):
 def lr_find_command(config_file, min_lr, max_lr, steps, quiet, as_json, **flags):
     """Sweep the learning rate exponentially and suggest one (plots/lr_find.png)."""
     from engine.training.lr_find import find_lr
+    from engine.training.runs import check_creatable
 
     config = run_config(config_file, **flags)
+    check_creatable(config.run_dir, "--run-dir")  # its plots/ holds the sweep's plot
     result = find_lr(
         config, min_lr, max_lr, steps, out_dir=f"{config.run_dir}/plots", quiet=quiet or as_json
     )

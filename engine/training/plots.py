@@ -19,6 +19,23 @@ def _pyplot():
     return plt
 
 
+def check_plot_path(path: str | Path) -> None:
+    """Refuse, before any work, a plot path that cannot be written: a folder that does not
+    exist, or a suffix matplotlib cannot write (`.png`, `.svg`, `.pdf`, ... are fine)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write plot {path}: {path.parent} is not a directory")
+    plt = _pyplot()
+    figure = plt.figure()
+    formats = figure.canvas.get_supported_filetypes()
+    plt.close(figure)
+    if path.suffix.lstrip(".").lower() not in formats:
+        raise InputError(
+            f"cannot write plot {path}: give it a suffix such as .png "
+            f"(one of {', '.join(sorted(formats))})"
+        )
+
+
 def _finish(plt, figure, axis, path: Path, xlabel: str, ylabel: str, dpi: int = 110) -> Path:
     """Label the axes, add the legend and write the PNG; a path that cannot be written is an
     `InputError`, and the figure is closed either way (pyplot keeps it alive otherwise)."""

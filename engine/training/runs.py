@@ -1,8 +1,10 @@
-"""Reading a finished run directory back: its config, model and figures."""
+"""Run directories: reading a finished one back (its config, model and figures), and
+checking that a new one can be made."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,3 +66,16 @@ def load_run(run_dir: str | Path, for_export: bool = True) -> LoadedRun:
         "config": config.as_dict(),
     }
     return LoadedRun(config, model, summary, metadata, note, read_calibration(run_dir))
+
+
+def check_creatable(directory: str | Path, flag: str) -> None:
+    """Refuse, before any work and without creating anything, a directory that cannot be
+    made: one under a file, or in a folder this process cannot write."""
+    path = Path(directory)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{flag} {directory}: {existing} is a file, not a directory")
+    if existing != path and not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {directory}: cannot create it in {existing} (not writable)")

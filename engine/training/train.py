@@ -31,6 +31,7 @@ from engine.training.prepare import (
     steps_per_epoch,
 )
 from engine.training.progress import Progress
+from engine.training.runs import check_creatable
 from engine.training.step import build_training, make_predict, predict_in_batches
 
 SELECTED_MODEL_FILE = "model.selected.keras"  # with --refit: the best epoch's model
@@ -169,6 +170,7 @@ def resolve_run(config: TrainConfig, resume: bool, given=None) -> TrainConfig:
         return resumed
     if (run_dir / "checkpoints").exists() or (run_dir / "members").exists():
         raise InputError(f"{run_dir} already holds a run: use --resume, or another --run-dir")
+    check_creatable(run_dir, "--run-dir")
     return config
 
 
