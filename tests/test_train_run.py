@@ -236,6 +236,21 @@ def test_a_run_dir_under_a_file_is_refused_before_any_work(tmp_path, capsys, com
     )
 
 
+@pytest.mark.parametrize("command", [["evaluate"], ["backtest"], ["export", "--quiet"]])
+def test_a_damaged_model_file_is_bad_input(finished_run, tmp_path, capsys, command):
+    # Once an internal error, Keras's ValueError ("File not found") for a file it could not read.
+    run_dir, _ = finished_run
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "config.toml").write_text((run_dir / "config.toml").read_text())
+    (damaged / "model.keras").write_text("not a zip file")
+    extra = ["--model-base-path", str(tmp_path / "models")] if command[0] == "export" else []
+    status, out, err = engine_in_process(capsys, *command, str(damaged), *extra)
+    assert (status, out) == (2, "")
+    assert f"{damaged / 'model.keras'}: not a readable Keras model" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_config_file_then_flags(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text('model = "gru"\nepochs = 7\nlr = 0.01\n')

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import InputError
+from engine.errors import InputError, first_line
 from engine.training.config import TrainConfig, load_config
 
 
@@ -41,8 +41,16 @@ def load_run(run_dir: str | Path, for_export: bool = True) -> LoadedRun:
         raise InputError(f"{run_dir}: no trained model (model.keras) in this run dir")
     config = load_config(run_dir / "config.toml")
     summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    model = keras.saving.load_model(model_path)
+    try:
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{summary_path}: not a run's summary ({error})") from None
+    try:
+        model = keras.saving.load_model(model_path)
+    except (ValueError, OSError) as error:  # Keras says ValueError for a damaged file
+        raise InputError(
+            f"{model_path}: not a readable Keras model ({first_line(error)})"
+        ) from None
     note = f"exported as trained ({config.cells} cells)"
     if for_export and config.cells == "keras":
         spec = MODELS[config.model]
