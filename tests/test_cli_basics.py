@@ -40,6 +40,27 @@ def test_baselines_infer_the_period_as_train_does(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--period", "-2"], "--period must be 0 (no season) or a period of at least 2 steps"),
+        (["--period", "1"], "--period 1 is no season"),  # once naive forecasts named seasonal
+        (["--window", "0"], "'--window': 0 is not in the range x>=1"),
+    ],
+)
+def test_baselines_refuse_what_train_refuses(capsys, flags, fragment):
+    # A negative period was an internal error (arrays that could not be broadcast).
+    status, out, err = engine_in_process(capsys, "baselines", *flags)
+    assert (status, out) == (2, "")
+    assert fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_baselines_say_when_the_period_is_too_long_for_seasonal_ones(capsys):
+    status, out, _ = engine_in_process(capsys, "baselines", "--period", "5000")
+    assert status == 0 and "seasonal" not in out.split("no seasonal baselines")[1]
+    assert "no seasonal baselines: period 5000 is longer than the training part" in out
+
+
+@pytest.mark.parametrize(
     "content, extra, fragment",
     [
         ("value\n1\n2\nhello\n4\n", [], "row 4"),

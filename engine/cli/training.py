@@ -23,7 +23,7 @@ from engine.series.metrics import figure
     "moving_average_window",
     default=30,
     show_default=True,
-    type=int,
+    type=click.IntRange(min=1),
     help="Moving-average window.",
 )
 @click.option(
@@ -60,6 +60,8 @@ def baselines(data, column, date_column, split, moving_average_window, period, a
         f"{series.description}: {index} training, {len(series.values) - index} validation points"
     )
     click.echo(period_source)
+    if period > index:
+        click.echo(f"no seasonal baselines: period {period} is longer than the training part")
     click.echo(f"{'baseline':<22}{'MAE':>12}{'MSE':>14}")
     for name, figures in results.items():
         click.echo(f"{name:<22}{figure(figures['mae'], 6):>12}{figure(figures['mse'], 6):>14}")

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.errors import InputError
+
 #: At least this autocorrelation at the period, and this much above the one at half of it.
 MIN_AUTOCORRELATION = 0.3
 MIN_ABOVE_HALF_PERIOD = 0.3
@@ -147,10 +149,19 @@ def infer_period(train: np.ndarray, frequency=None) -> PeriodGuess:
     )
 
 
+def check_period(given: int | None) -> None:
+    """`--period` is None (find it), 0 (no season) or a season of at least 2 steps."""
+    if given is not None and given < 0:
+        raise InputError("--period must be 0 (no season) or a period of at least 2 steps")
+    if given == 1:
+        raise InputError("--period 1 is no season: give 0 for none, or at least 2")
+
+
 def resolve_period(given, own, train, frequency=None) -> tuple[int, str]:
     """`(period, how it was found)`, 0 for no season: `given` (`--period`; 0: none), else
     the series' `own`, else inferred from the training part `train` (`infer_period`).
     `engine train` and `engine baselines` both resolve it here, so they agree."""
+    check_period(given)
     if given is not None:
         return given, "--period 0: no season" if given == 0 else f"period {given}: given"
     if own:

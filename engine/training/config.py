@@ -77,6 +77,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Raise `InputError` naming the first bad field."""
         from engine.model.specs import CELLS, MODELS
+        from engine.series.period import check_period
 
         choices = {
             "optimizer": OPTIMIZERS,
@@ -96,10 +97,7 @@ class TrainConfig:
                     f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
                     f"not {getattr(self, name)!r}"
                 )
-        if self.period is not None and self.period < 0:
-            raise InputError("--period must be 0 (no season) or a period of at least 2 steps")
-        if self.period == 1:
-            raise InputError("--period 1 is no season: give 0 for none, or at least 2")
+        check_period(self.period)
         rates = {
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
