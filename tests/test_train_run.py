@@ -207,6 +207,7 @@ def test_evaluate_json(finished_run):
     [
         (["--clip-norm", "1", "--clip-value", "1"], "at most one of"),
         (["--clip-global-norm", "0"], "--clip-global-norm must be positive, not 0.0"),
+        (["--refit", "--selection-fraction", "0"], "--refit needs a selection slice"),
         (["--model", "transformer"], "--model must be one of"),
         (["--precision", "float8"], "--precision must be one of"),
         (["--window-size", "0"], "--window-size must be at least 1"),

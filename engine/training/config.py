@@ -148,6 +148,11 @@ class TrainConfig:
             raise InputError("--patience must be at least 1")
         if self.patience is not None and self.selection_fraction == 0:
             raise InputError("--patience needs a selection slice: a --selection-fraction above 0")
+        if self.refit and self.selection_fraction == 0:
+            raise InputError(
+                "--refit needs a selection slice (a --selection-fraction above 0): without one "
+                "the run already trains on the whole training part"
+            )
         return self
 
     def replace(self, **changes) -> TrainConfig:

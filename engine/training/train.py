@@ -353,9 +353,14 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False, given=
         model, predict, config, data, out.path, selection, calibration, facts
     )
     plot_losses(history, out.path / "plots" / "loss.png")
+    picked_by = (
+        f"by selection MAE {figure(selection['mae'])}"
+        if data.selection < data.split
+        else "the last: no selection slice"
+    )
     progress.line(
         f"done in {time.perf_counter() - started:.1f}s ({stop_reason}); best epoch "
-        f"{summary['best_epoch']} (by selection MAE {figure(selection['mae'])})"
+        f"{summary['best_epoch']} ({picked_by})"
         + (f", refit on all {data.split} training points" if refitted else "")
         + f": validation MAE {figure(summary['val_mae'])} "
         f"(naive {figure(summary['baselines']['naive']['mae'])})"
