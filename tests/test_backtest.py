@@ -194,6 +194,8 @@ def test_a_trained_run_matches_the_reference(tiny_run):
     for name in ("errors", "origins"):
         assert Path(result["plots"][name]).stat().st_size > 1000
     assert summary_line(result).startswith("backtest (9 steps, 13 origins): MAE ")
+    one = {**result, "horizon": 1, "origins": 1}
+    assert summary_line(one).startswith("backtest (1 step, 1 origin): MAE ")
 
     # Horizon 1 from every origin is `engine evaluate`'s one-step validation forecast.
     from engine.training.evaluate import evaluate_run

@@ -96,7 +96,8 @@ def backtest_command(run_dir, horizon, stride, coverage, quiet, as_json):
         click.echo(summary_line(result))
         return
     click.echo(
-        f"{result['origins']} origins {result['first_origin']}..{result['last_origin']} "
+        f"{result['origins']} origin{'s' * (result['origins'] != 1)} "
+        f"{result['first_origin']}..{result['last_origin']} "
         f"(stride {result['stride']}), horizon {result['horizon']}, "
         f"MASE scale {result['mase_scale'] or float('nan'):.4g} "
         f"(in-sample seasonal naive, period {result['period'] or 1})"

@@ -214,7 +214,8 @@ def summary_line(result: dict) -> str:
         for name, figures in forecasts.items()
         if name != "model"
     )
-    head = f"backtest ({result['horizon']} steps, {result['origins']} origins): "
+    steps, origins = result["horizon"], result["origins"]
+    head = f"backtest ({steps} step{'s' * (steps != 1)}, {origins} origin{'s' * (origins != 1)}): "
     head += f"MAE {model['mae']:.3g}"
     if key == "mase":
         head += f", MASE {model['mase']:.3g}"
