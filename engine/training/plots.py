@@ -53,26 +53,27 @@ def _finish(plt, figure, axis, path: Path, xlabel: str, ylabel: str, dpi: int = 
 
 
 def plot_losses(metrics: list[dict], path: Path) -> Path:
-    plt = _pyplot()
-    epochs = [m["epoch"] for m in metrics]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    left.plot(epochs, [m["loss"] for m in metrics], label="training loss")
-    left.plot(epochs, [m["val_loss"] for m in metrics], label="validation loss")
-    left.set_yscale("log")
-    right.plot(epochs, [m["val_mae"] for m in metrics], color="tab:green", label="validation MAE")
-    right.set_xlabel("epoch")
-    right.set_ylabel("validation MAE (series units)")
-    return _finish(plt, figure, left, path, "epoch", "loss")
+    """A run's training and validation loss, and its validation MAE, per epoch."""
+    return _loss_panels({"": metrics}, path, validation_loss=True)
 
 
 def plot_member_losses(histories: list[list[dict]], path: Path) -> Path:
     """An ensemble's members side by side: training loss and validation MAE per epoch."""
+    members = {f"member {index} ": metrics for index, metrics in enumerate(histories)}
+    return _loss_panels(members, path, validation_loss=False)
+
+
+def _loss_panels(runs: dict[str, list[dict]], path: Path, validation_loss: bool) -> Path:
+    """Losses on a log scale (left) and validation MAE (right), one line per run, each
+    labelled with its key."""
     plt = _pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for index, metrics in enumerate(histories):
+    for prefix, metrics in runs.items():
         epochs = [m["epoch"] for m in metrics]
-        left.plot(epochs, [m["loss"] for m in metrics], label=f"member {index} training loss")
-        right.plot(epochs, [m["val_mae"] for m in metrics], label=f"member {index}")
+        left.plot(epochs, [m["loss"] for m in metrics], label=f"{prefix}training loss")
+        if validation_loss:
+            left.plot(epochs, [m["val_loss"] for m in metrics], label=f"{prefix}validation loss")
+        right.plot(epochs, [m["val_mae"] for m in metrics], label=f"{prefix}validation MAE")
     left.set_yscale("log")
     right.set_xlabel("epoch")
     right.set_ylabel("validation MAE (series units)")
