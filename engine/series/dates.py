@@ -83,33 +83,48 @@ def regular_frequency(dates: list[dt.datetime], lines: list[int], path: str) -> 
     """The one step between consecutive (sorted) dates; duplicates and gaps are errors."""
     if len(dates) < 2:
         raise InputError(f"{path}: the date column needs at least two rows to give a frequency")
-    for index in range(1, len(dates)):
-        if dates[index] == dates[index - 1]:
-            raise InputError(
-                f"{path}: rows {lines[index - 1]} and {lines[index]} both hold the date "
-                f"{shown(dates[index])}: one value per date"
-            )
-    on_month_starts = all(d.day == 1 and d.time() == dt.time() for d in dates)
-    if on_month_starts:
-        steps = [_month_index(b) - _month_index(a) for a, b in zip(dates, dates[1:])]
-        unit = "months"
-    else:
-        steps = [int((b - a).total_seconds()) for a, b in zip(dates, dates[1:])]
-        unit = "seconds"
-    step = Counter(steps).most_common(1)[0][0]
-    for index, gap in enumerate(steps):
-        if gap != step:
-            raise InputError(
-                f"{path}: rows {lines[index]} and {lines[index + 1]}: "
-                f"{shown(dates[index + 1])} follows {shown(dates[index])}, "
-                f"{_describe(gap, unit)} apart where the "
-                f"series steps {_describe(step, unit)}: fill or drop the gap first"
-            )
+    problem = irregularity(dates, lines)
+    if problem is not None:
+        where, advice = problem
+        raise InputError(f"{path}: {where}: {advice}")
+    steps, unit = _steps(dates)
+    step = steps[0]
     if unit == "months":
         name = _MONTHS.get(step, f"every {step} months")
     else:
         name = _SECONDS.get(step, f"every {_describe(step, unit)}")
     return Frequency(name, step, unit)
+
+
+def irregularity(dates: list[dt.datetime], lines: list[int]) -> tuple[str, str] | None:
+    """Where consecutive (sorted) dates stop being one step apart, as `(where, advice)` for a
+    message: a repeated date or a gap, named by its rows; None when they are regular."""
+    for index in range(1, len(dates)):
+        if dates[index] == dates[index - 1]:
+            where = (
+                f"rows {lines[index - 1]} and {lines[index]} both hold the date "
+                f"{shown(dates[index])}"
+            )
+            return where, "one value per date"
+    steps, unit = _steps(dates)
+    step = Counter(steps).most_common(1)[0][0]
+    for index, gap in enumerate(steps):
+        if gap != step:
+            where = (
+                f"rows {lines[index]} and {lines[index + 1]}: {shown(dates[index + 1])} follows "
+                f"{shown(dates[index])}, {_describe(gap, unit)} apart where the series steps "
+                f"{_describe(step, unit)}"
+            )
+            return where, "fill or drop the gap first"
+    return None
+
+
+def _steps(dates: list[dt.datetime]) -> tuple[list[int], str]:
+    """The steps between consecutive dates, in months when every date is a month's start
+    (months differ in length), else in seconds: `(steps, unit)`."""
+    if all(d.day == 1 and d.time() == dt.time() for d in dates):
+        return [_month_index(b) - _month_index(a) for a, b in zip(dates, dates[1:])], "months"
+    return [int((b - a).total_seconds()) for a, b in zip(dates, dates[1:])], "seconds"
 
 
 def shown(date: dt.datetime) -> str:

@@ -18,7 +18,13 @@ import numpy as np
 
 from engine.errors import InputError
 from engine.series.course import COURSE_LENGTH, COURSE_PERIOD, COURSE_SPLIT, course_series
-from engine.series.dates import Frequency, parse_date, parse_dates, regular_frequency
+from engine.series.dates import (
+    Frequency,
+    irregularity,
+    parse_date,
+    parse_dates,
+    regular_frequency,
+)
 
 
 @dataclass(frozen=True)
@@ -209,21 +215,23 @@ def read_csv(
                     f"{path}: the dates in column {name} run newest first: give "
                     f"--date-column {name} to order the rows by them"
                 )
-            try:
-                return CsvColumn(series, regular_frequency(dates, lines, path), label, dates[-1])
-            except InputError as error:  # a gap, a repeat, out of order: nothing reliable
-                # Said, not refused: weekdays-only dates are a regular series too. A missing
-                # row is not, and the note is where a user learns of it.
-                where = str(error).removeprefix(f"{path}: ").split(": fill or drop")[0]
-                back = next((i for i in range(1, len(dates)) if dates[i] < dates[i - 1]), None)
-                if back is not None:
-                    where = (
-                        f"rows {lines[back - 1]} and {lines[back]} are out of order; "
-                        f"--date-column {name} sorts the rows by them"
-                    )
-                return CsvColumn(
-                    series, None, label, None, f"dates in column {name} not used: {where}"
+            # Out of order, a repeat or a gap: the dates say nothing reliable. Said, not
+            # refused: weekdays-only dates are a regular series too. A missing row is not,
+            # and the note is where a user learns of it.
+            back = next((i for i in range(1, len(dates)) if dates[i] < dates[i - 1]), None)
+            if back is not None:
+                where = (
+                    f"rows {lines[back - 1]} and {lines[back]} are out of order; "
+                    f"--date-column {name} sorts the rows by them"
                 )
+            else:
+                problem = irregularity(dates, lines)
+                if problem is None:
+                    return CsvColumn(
+                        series, regular_frequency(dates, lines, path), label, dates[-1]
+                    )
+                where = problem[0]
+            return CsvColumn(series, None, label, None, f"dates in column {name} not used: {where}")
     return CsvColumn(series, None, label, None)
 
 
